@@ -1,0 +1,84 @@
+"""``flask referral ...``: schema, postcodes, demo data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import func, select
+
+from referral import migrate
+from referral.db import get_engine, get_session
+from referral.geo import postcodes
+from referral.models import Postcode
+
+
+@click.group("referral", help="Manage the referral plugin's database and data.")
+def referral_cli() -> None:
+    pass
+
+
+@referral_cli.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@with_appcontext
+def upgrade_command(revision: str) -> None:
+    """Bring the database to the current schema and sync the taxonomies from config."""
+    migrate.upgrade(get_engine(), revision)
+    migrate.sync_taxonomy(get_session(), current_app.config)
+    click.echo(f"Database at {revision}: {get_engine().url.render_as_string()}")
+
+
+@referral_cli.command("load-postcodes")
+@click.option("--country", default=None, help="Two-letter code; default REFERRAL_DEFAULT_COUNTRY.")
+@click.argument(
+    "file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@with_appcontext
+def load_postcodes_command(country: str | None, file: Path | None) -> None:
+    """Load postcode centroids from a GeoNames FILE, or offline data when none is given."""
+    country = (country or current_app.config["REFERRAL_DEFAULT_COUNTRY"]).upper()
+    session = get_session()
+    if file is not None:
+        with file.open(encoding="utf-8") as stream:
+            count = postcodes.load_centroids(
+                session,
+                postcodes.parse_geonames(stream),
+                source=f"GeoNames {file.name}"[:60],
+                country=country,
+            )
+    else:
+        try:
+            centroids = postcodes.offline_centroids(country)
+            count = postcodes.load_centroids(
+                session, centroids, source=postcodes.OFFLINE_SOURCE, country=country
+            )
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc)) from None
+    if count == 0:
+        raise click.ClickException(f"No postcodes found for {country}.")
+    click.echo(f"Loaded {count} postcodes for {country}.")
+
+
+@referral_cli.command("demo")
+@click.option("--practitioners", default=360, show_default=True)
+@click.option("--seed", default=7, show_default=True)
+@with_appcontext
+def demo_command(practitioners: int, seed: int) -> None:
+    """Seed a realistic demo directory around Australian cities (idempotent)."""
+    from referral.demo import CITIES, seed_demo
+
+    session = get_session()
+    present = session.scalar(
+        select(func.count(func.distinct(Postcode.postcode))).where(
+            Postcode.country == "AU", Postcode.postcode.in_(CITIES.values())
+        )
+    )
+    if present < len(CITIES):
+        count = postcodes.load_centroids(
+            session, postcodes.offline_centroids("AU"), source=postcodes.OFFLINE_SOURCE
+        )
+        click.echo(f"Loaded {count} Australian postcodes.")
+    created = seed_demo(session, practitioners=practitioners, seed=seed)
+    click.echo(f"Demo directory: {created} practitioners added.")

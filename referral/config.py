@@ -1,0 +1,111 @@
+"""Every ``REFERRAL_*`` setting, its default and what it means: the one place.
+
+The README's configuration table is checked against :data:`SETTINGS` by a test, and
+:func:`apply_defaults` refuses a ``REFERRAL_`` key that is not listed here, so a misspelt
+key fails at start-up instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+PREFIX = "REFERRAL_"
+
+
+@dataclass(frozen=True)
+class Setting:
+    default: Any
+    doc: str
+
+
+DEFAULT_MODALITIES: list[tuple[str, str]] = [
+    ("remedial-massage", "Remedial massage"),
+    ("myotherapy", "Myotherapy"),
+    ("physiotherapy", "Physiotherapy"),
+    ("osteopathy", "Osteopathy"),
+    ("chiropractic", "Chiropractic"),
+    ("yoga", "Yoga"),
+    ("pilates", "Clinical pilates"),
+    ("exercise-physiology", "Exercise physiology"),
+]
+
+DEFAULT_CONDITIONS: list[tuple[str, str]] = [
+    ("low-back-pain", "Low back pain"),
+    ("sciatica", "Sciatica"),
+    ("neck-pain", "Neck pain"),
+    ("headache", "Tension headache"),
+    ("shoulder-pain", "Shoulder pain"),
+    ("sports-injury", "Sports injury"),
+    ("pregnancy", "Pregnancy care"),
+    ("arthritis", "Arthritis"),
+    ("posture", "Posture"),
+    ("stress", "Stress and tension"),
+]
+
+DEFAULT_FUNDS: list[tuple[str, str]] = [
+    ("bupa", "Bupa"),
+    ("medibank", "Medibank"),
+    ("hcf", "HCF"),
+    ("nib", "nib"),
+    ("ahm", "ahm"),
+    ("hbf", "HBF"),
+    ("gmhba", "GMHBA"),
+    ("teachers-health", "Teachers Health"),
+]
+
+SETTINGS: dict[str, Setting] = {
+    "DATABASE_URL": Setting(
+        None,
+        "SQLAlchemy URL of the plugin's database. Default: a SQLite file "
+        "`referral.sqlite` in the app's instance folder. PostgreSQL with PostGIS: "
+        "`postgresql+psycopg://user@host/db`.",
+    ),
+    "ENGINE_OPTIONS": Setting({}, "Extra keyword arguments for `sqlalchemy.create_engine`."),
+    "URL_PREFIX": Setting("/find-a-therapist", "Where the blueprint is mounted."),
+    "BASE_TEMPLATE": Setting(
+        "referral/base.html",
+        "Template every plugin page extends; point it at the host's layout, which must "
+        "have a `content` block.",
+    ),
+    "SITE_NAME": Setting("Find a therapist", "Name shown in page titles and emails."),
+    "DISTANCE_UNIT": Setting("km", "`km` or `mi`: how distances are shown to people."),
+    "DEFAULT_COUNTRY": Setting("AU", "ISO country code assumed for a postcode without one."),
+    "DEFAULT_RADIUS_KM": Setting(25.0, "Search radius when the visitor gives none."),
+    "MAX_RADIUS_KM": Setting(500.0, "Largest radius a visitor may ask for."),
+    "PER_PAGE": Setting(20, "Results per page by default."),
+    "MAX_PER_PAGE": Setting(100, "Largest `per_page` a visitor may ask for."),
+    "NEAREST_FALLBACK": Setting(
+        5, "How many of the nearest practitioners beyond the radius to offer when none is in it."
+    ),
+    "MODALITIES": Setting(
+        DEFAULT_MODALITIES,
+        "Modality taxonomy as `(slug, name)` pairs; synced into the database by "
+        "`flask referral upgrade`.",
+    ),
+    "CONDITIONS": Setting(DEFAULT_CONDITIONS, "Condition taxonomy as `(slug, name)` pairs."),
+    "FUNDS": Setting(DEFAULT_FUNDS, "Health funds / insurers as `(slug, name)` pairs."),
+}
+
+
+def config_key(name: str) -> str:
+    """The full config key for a setting name, refusing names that are not settings."""
+    if name not in SETTINGS:
+        raise KeyError(f"{PREFIX}{name} is not a referral setting")
+    return PREFIX + name
+
+
+def apply_defaults(config: dict[str, Any]) -> None:
+    """Fill missing ``REFERRAL_*`` keys and reject unknown ones (a likely typo)."""
+    known = {PREFIX + name for name in SETTINGS}
+    for key in config:
+        if key.startswith(PREFIX) and key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            raise ValueError(f"Unknown setting {key}.{hint}")
+    for name, setting in SETTINGS.items():
+        default = setting.default
+        if isinstance(default, dict | list):
+            default = type(default)(default)
+        config.setdefault(PREFIX + name, default)

@@ -1,0 +1,63 @@
+"""The ``Referral`` extension object: what a host site instantiates."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from referral import config as cfg
+from referral import db
+
+
+class Referral:
+    """Mount the therapist directory and referral plugin on a Flask app.
+
+    ``Referral(app)`` or, with an app factory, ``ext = Referral(); ext.init_app(app)``.
+    Pass ``engine=`` to share a host's SQLAlchemy engine; otherwise the plugin makes its
+    own from ``REFERRAL_DATABASE_URL``. Settings are listed in :mod:`referral.config`.
+    """
+
+    def __init__(self, app: Flask | None = None, *, engine: Engine | None = None) -> None:
+        self._engine_arg = engine
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        if "referral" in app.extensions:
+            raise RuntimeError("Referral is already set up on this app: call init_app once.")
+        cfg.apply_defaults(app.config)
+        if app.config["REFERRAL_DISTANCE_UNIT"] not in ("km", "mi"):
+            raise ValueError("REFERRAL_DISTANCE_UNIT must be 'km' or 'mi'.")
+
+        engine = self._engine_arg
+        if engine is None:
+            url = app.config["REFERRAL_DATABASE_URL"] or db.default_database_url(app)
+            engine = db.make_engine(url, app.config["REFERRAL_ENGINE_OPTIONS"])
+        app.extensions["referral"] = _State(self, engine, db.make_sessionmaker(engine))
+        app.teardown_appcontext(db.close_session)
+
+        from referral.cli import referral_cli
+        from referral.views import make_blueprint
+
+        app.register_blueprint(make_blueprint(), url_prefix=app.config["REFERRAL_URL_PREFIX"])
+        app.cli.add_command(referral_cli)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine of the current app."""
+        return current_app.extensions["referral"].engine
+
+    @property
+    def session(self) -> Session:
+        """The session of the current app context."""
+        return db.get_session()
+
+
+class _State:
+    """What ``app.extensions["referral"]`` holds for one app."""
+
+    def __init__(self, ext: Referral, engine: Engine, maker: sessionmaker[Session]) -> None:
+        self.ext = ext
+        self.engine = engine
+        self.sessionmaker = maker

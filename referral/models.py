@@ -1,0 +1,294 @@
+"""The plugin's tables, all named ``referral_*`` so they sit beside a host's own.
+
+Aligned with Open Referral HSDS (organization/service/location) and FHIR
+(Practitioner, ServiceRequest) so the directory can be exported. Backend-specific
+spatial indexes (SQLite R*Tree, PostGIS geography) live in the migrations, not here.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Listing states: only ``active`` listings are shown to the public.
+LISTING_STATUSES = ("draft", "pending", "active", "suspended", "rejected")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_token() -> str:
+    """An unguessable id for records whose id appears in links (referrals)."""
+    return secrets.token_urlsafe(16)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+practitioner_modality = Table(
+    "referral_practitioner_modality",
+    Base.metadata,
+    Column(
+        "practitioner_id",
+        ForeignKey("referral_practitioner.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("modality_id", ForeignKey("referral_modality.id", ondelete="CASCADE"), primary_key=True),
+)
+
+practitioner_condition = Table(
+    "referral_practitioner_condition",
+    Base.metadata,
+    Column(
+        "practitioner_id",
+        ForeignKey("referral_practitioner.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "condition_id", ForeignKey("referral_condition.id", ondelete="CASCADE"), primary_key=True
+    ),
+)
+
+
+class Modality(Base):
+    __tablename__ = "referral_modality"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+
+
+class Condition(Base):
+    __tablename__ = "referral_condition"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+
+
+class HealthFund(Base):
+    __tablename__ = "referral_health_fund"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+
+
+class PractitionerFund(Base):
+    """A fund a practitioner is registered with, and their provider number there."""
+
+    __tablename__ = "referral_practitioner_fund"
+    practitioner_id: Mapped[int] = mapped_column(
+        ForeignKey("referral_practitioner.id", ondelete="CASCADE"), primary_key=True
+    )
+    fund_id: Mapped[int] = mapped_column(
+        ForeignKey("referral_health_fund.id", ondelete="CASCADE"), primary_key=True
+    )
+    provider_number: Mapped[str | None] = mapped_column(String(40))
+    fund: Mapped[HealthFund] = relationship(lazy="joined")
+
+
+class User(Base):
+    """A built-in account: a practitioner managing a listing, or an admin."""
+
+    __tablename__ = "referral_user"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Practitioner(Base):
+    """A person offering care: HSDS organization+service, FHIR Practitioner."""
+
+    __tablename__ = "referral_practitioner"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(120), unique=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("referral_user.id", ondelete="SET NULL"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    business_name: Mapped[str | None] = mapped_column(String(200))
+    bio: Mapped[str] = mapped_column(Text, default="")
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    website: Mapped[str | None] = mapped_column(String(500))
+    accreditation_body: Mapped[str | None] = mapped_column(String(200))
+    membership_number: Mapped[str | None] = mapped_column(String(80))
+    languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    accepting_new_patients: Mapped[bool] = mapped_column(Boolean, default=True)
+    telehealth: Mapped[bool] = mapped_column(Boolean, default=False)
+    home_visits: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20), default="draft", index=True)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    verified_by: Mapped[str | None] = mapped_column(String(254))
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    user: Mapped[User | None] = relationship()
+    modalities: Mapped[list[Modality]] = relationship(
+        secondary=practitioner_modality, order_by=Modality.name
+    )
+    conditions: Mapped[list[Condition]] = relationship(
+        secondary=practitioner_condition, order_by=Condition.name
+    )
+    funds: Mapped[list[PractitionerFund]] = relationship(cascade="all, delete-orphan")
+    locations: Mapped[list[Location]] = relationship(
+        back_populates="practitioner", cascade="all, delete-orphan", order_by="Location.id"
+    )
+
+
+class Location(Base):
+    """Where a practitioner sees patients (HSDS location)."""
+
+    __tablename__ = "referral_location"
+    __table_args__ = (Index("ix_referral_location_lat_lon", "lat", "lon"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practitioner_id: Mapped[int] = mapped_column(
+        ForeignKey("referral_practitioner.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str | None] = mapped_column(String(200))
+    street: Mapped[str | None] = mapped_column(String(200))
+    suburb: Mapped[str | None] = mapped_column(String(120))
+    state: Mapped[str | None] = mapped_column(String(60))
+    postcode: Mapped[str | None] = mapped_column(String(20))
+    country: Mapped[str] = mapped_column(String(2), default="AU")
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    home_visit_radius_km: Mapped[float | None] = mapped_column(Float)
+    opening_hours: Mapped[dict | None] = mapped_column(JSON)
+
+    practitioner: Mapped[Practitioner] = relationship(back_populates="locations")
+
+
+class Postcode(Base):
+    """A postcode (or suburb) centroid, loaded from GeoNames text or an offline package."""
+
+    __tablename__ = "referral_postcode"
+    __table_args__ = (
+        UniqueConstraint("country", "postcode", "place", name="uq_referral_postcode_key"),
+        Index("ix_referral_postcode_place", "country", "place_key"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    country: Mapped[str] = mapped_column(String(2))
+    postcode: Mapped[str] = mapped_column(String(20))
+    place: Mapped[str] = mapped_column(String(180))
+    #: lower-cased place name, for suburb look-up and autocomplete
+    place_key: Mapped[str] = mapped_column(String(180))
+    state: Mapped[str | None] = mapped_column(String(100))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(60))
+
+
+class GeocodeCache(Base):
+    """One answer from a remote geocoder, so each query is fetched once."""
+
+    __tablename__ = "referral_geocode_cache"
+    __table_args__ = (UniqueConstraint("country", "query", name="uq_referral_geocode_cache_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    query: Mapped[str] = mapped_column(String(300))
+    country: Mapped[str] = mapped_column(String(2))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    label: Mapped[str | None] = mapped_column(String(500))
+    provider: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ReferralRequest(Base):
+    """A request for care (FHIR ServiceRequest). Holds health information: private."""
+
+    __tablename__ = "referral_request"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_token)
+    practitioner_id: Mapped[int] = mapped_column(
+        ForeignKey("referral_practitioner.id", ondelete="CASCADE"), index=True
+    )
+    referrer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("referral_practitioner.id", ondelete="SET NULL"), index=True
+    )
+    patient_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    postcode: Mapped[str | None] = mapped_column(String(20))
+    condition_id: Mapped[int | None] = mapped_column(
+        ForeignKey("referral_condition.id", ondelete="SET NULL")
+    )
+    message: Mapped[str] = mapped_column(Text, default="")
+    urgency: Mapped[str] = mapped_column(String(20), default="routine")
+    consent_version: Mapped[str] = mapped_column(String(40))
+    consent_at: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(20), default="sent", index=True)
+    decline_reason: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    practitioner: Mapped[Practitioner] = relationship(foreign_keys=[practitioner_id])
+    referrer: Mapped[Practitioner | None] = relationship(foreign_keys=[referrer_id])
+    condition: Mapped[Condition | None] = relationship()
+    events: Mapped[list[ReferralEvent]] = relationship(
+        cascade="all, delete-orphan", order_by="ReferralEvent.id"
+    )
+
+
+class ReferralEvent(Base):
+    """The audit trail of a referral: who did what, when."""
+
+    __tablename__ = "referral_event"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_id: Mapped[str] = mapped_column(
+        ForeignKey("referral_request.id", ondelete="CASCADE"), index=True
+    )
+    actor: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class OutboxMessage(Base):
+    """A message committed with the change that caused it, delivered after commit."""
+
+    __tablename__ = "referral_outbox"
+    __table_args__ = (Index("ix_referral_outbox_due", "sent_at", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), default="email")
+    referral_id: Mapped[str | None] = mapped_column(
+        ForeignKey("referral_request.id", ondelete="CASCADE"), index=True
+    )
+    recipient: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,116 @@
+"""Reading a search request (page or API) into checked values, with clear messages."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from referral.errors import InvalidInput
+from referral.geo import LocationNotFound, Point
+from referral.geo.postcodes import MAX_QUERY_LENGTH, lookup
+from referral.models import Modality
+from referral.search import Filters
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    point: Point
+    radius_km: float
+    filters: Filters
+    page: int
+    per_page: int
+    postcode: str = ""
+    country: str = ""
+
+
+def _number(args: Mapping[str, str], name: str, low: float, high: float) -> float | None:
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(f"invalid_{name}", f"{name} must be a number.") from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise InvalidInput(f"invalid_{name}", f"{name} must be between {low:g} and {high:g}.")
+    return value
+
+
+def _integer(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidInput(
+            f"invalid_{name}", f"{name} must be a whole number from {low} to {high}."
+        )
+    return int(raw)
+
+
+def parse_search(
+    session: Session, args: Mapping[str, Any], config: Mapping[str, Any]
+) -> SearchQuery:
+    """Check every parameter and resolve the location; raises :class:`InvalidInput`."""
+    max_radius = float(config["REFERRAL_MAX_RADIUS_KM"])
+    radius = _number(args, "radius_km", 0.1, max_radius)
+    page = _integer(args, "page", 1, 1, 10_000)
+    per_page = _integer(
+        args, "per_page", int(config["REFERRAL_PER_PAGE"]), 1, int(config["REFERRAL_MAX_PER_PAGE"])
+    )
+
+    modalities = tuple(dict.fromkeys(s for s in _getlist(args, "modality") if s))
+    if modalities:
+        known = set(session.scalars(select(Modality.slug).where(Modality.slug.in_(modalities))))
+        unknown = [s for s in modalities if s not in known]
+        if unknown:
+            raise InvalidInput("unknown_modality", f"Unknown modality: {unknown[0][:60]}.")
+
+    country = (args.get("country") or config["REFERRAL_DEFAULT_COUNTRY"]).strip().upper()
+    if len(country) != 2 or not country.isalpha():
+        raise InvalidInput("invalid_country", "country must be a two-letter code such as AU.")
+
+    lat = _number(args, "lat", -90, 90)
+    lon = _number(args, "lon", -180, 180)
+    postcode = (args.get("postcode") or "").strip()
+    if lat is not None and lon is not None:
+        point = Point(lat, lon, "your location", "coordinates")
+    elif lat is not None or lon is not None:
+        raise InvalidInput("invalid_coordinates", "Give both lat and lon.")
+    elif postcode:
+        if len(postcode) > MAX_QUERY_LENGTH:
+            raise InvalidInput("invalid_postcode", "That postcode or suburb is too long.")
+        try:
+            point = lookup(session, postcode, country)
+        except LocationNotFound as exc:
+            raise InvalidInput("location_not_found", str(exc), 404) from None
+    else:
+        raise InvalidInput(
+            "missing_location", "Enter a postcode or suburb, or share your location."
+        )
+
+    return SearchQuery(
+        point=point,
+        radius_km=radius if radius is not None else float(config["REFERRAL_DEFAULT_RADIUS_KM"]),
+        filters=Filters(modalities=modalities),
+        page=page,
+        per_page=per_page,
+        postcode=postcode,
+        country=country,
+    )
+
+
+def _getlist(args: Mapping[str, Any], name: str) -> list[str]:
+    if hasattr(args, "getlist"):
+        values = args.getlist(name)
+    else:
+        value = args.get(name)
+        values = value if isinstance(value, list) else [value] if value else []
+    out: list[str] = []
+    for v in values:
+        out.extend(part.strip() for part in str(v).split(","))
+    return out

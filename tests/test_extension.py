@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from sqlalchemy import create_engine
+
+from referral import Referral
+from referral.config import SETTINGS
+
+
+def test_defaults_are_set_and_extension_registered(tmp_path):
+    app = Flask(__name__, instance_path=str(tmp_path))
+    ext = Referral(app)
+    assert app.extensions["referral"].ext is ext
+    for name, setting in SETTINGS.items():
+        if name != "DATABASE_URL":
+            assert app.config[f"REFERRAL_{name}"] == setting.default
+    assert app.config["REFERRAL_URL_PREFIX"] == "/find-a-therapist"
+    # the default database is a SQLite file in the instance folder
+    assert str(app.extensions["referral"].engine.url) == f"sqlite:///{tmp_path}/referral.sqlite"
+    assert any(r.rule == "/find-a-therapist/" for r in app.url_map.iter_rules())
+
+
+def test_second_init_app_is_refused(tmp_path):
+    app = Flask(__name__, instance_path=str(tmp_path))
+    ext = Referral()
+    ext.init_app(app)
+    with pytest.raises(RuntimeError, match="already set up"):
+        ext.init_app(app)
+    with pytest.raises(RuntimeError):
+        Referral(app)
+
+
+def test_misspelt_key_is_an_error_naming_the_right_one(tmp_path):
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config["REFERRAL_URL_PREFX"] = "/x"
+    with pytest.raises(ValueError, match=r"REFERRAL_URL_PREFX.*Did you mean REFERRAL_URL_PREFIX"):
+        Referral(app)
+
+
+def test_bad_distance_unit_is_refused(tmp_path):
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config["REFERRAL_DISTANCE_UNIT"] = "furlongs"
+    with pytest.raises(ValueError, match="km"):
+        Referral(app)
+
+
+def test_one_extension_serves_two_apps_with_own_prefix_and_engine(tmp_path):
+    ext = Referral()
+    first = Flask("first", instance_path=str(tmp_path / "a"))
+    second = Flask("second", instance_path=str(tmp_path / "b"))
+    second.config["REFERRAL_URL_PREFIX"] = "/therapists"
+    ext.init_app(first)
+    ext.init_app(second)
+    with first.app_context():
+        first_url = str(ext.engine.url)
+    with second.app_context():
+        second_url = str(ext.engine.url)
+    assert first_url != second_url
+    assert any(r.rule == "/therapists/" for r in second.url_map.iter_rules())
+
+
+def test_host_engine_is_used(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path}/host.db")
+    app = Flask(__name__, instance_path=str(tmp_path))
+    Referral(app, engine=engine)
+    with app.app_context():
+        assert app.extensions["referral"].ext.engine is engine
+        assert app.extensions["referral"].ext.session.get_bind() is engine
+
+
+def test_base_template_setting_wraps_pages_in_host_layout(client):
+    page = client.get("/find-a-therapist/").get_data(as_text=True)
+    assert "Harbour Back &amp; Body Clinic" in page  # the demo clinic's layout
+    assert 'name="postcode"' in page
+
+
+def test_host_template_at_same_path_overrides_plugin_page(make_app, tmp_path, add_practitioner):
+    host_templates = tmp_path / "host_templates" / "referral"
+    host_templates.mkdir(parents=True)
+    (host_templates / "practitioner.html").write_text(
+        "<p>Host page for {{ practitioner.name }}</p>", encoding="utf-8"
+    )
+    app = make_app()
+    app.jinja_loader.searchpath.insert(0, str(tmp_path / "host_templates"))
+    with app.app_context():
+        practitioner = add_practitioner("Ada Park", (-33.87, 151.21))
+    page = app.test_client().get(f"/find-a-therapist/practitioners/{practitioner.id}")
+    assert page.get_data(as_text=True) == "<p>Host page for Ada Park</p>"

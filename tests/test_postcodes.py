@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+from sqlalchemy import func, select
+
+from referral.geo import LocationNotFound
+from referral.geo.postcodes import (
+    OFFLINE_SOURCE,
+    load_centroids,
+    lookup,
+    normalise_postcode,
+    offline_centroids,
+    parse_geonames,
+)
+from referral.models import Postcode
+from tests.conftest import DATA
+
+
+def test_parse_geonames_reads_rows_and_skips_those_without_coordinates():
+    with (DATA / "geonames_sample.txt").open(encoding="utf-8") as stream:
+        rows = list(parse_geonames(stream))
+    assert len(rows) == 9  # Kiwirrkurra has no coordinates
+    assert rows[0].country == "AU"
+    assert rows[0].postcode == "2000"
+    assert rows[0].place == "Sydney"
+    assert rows[0].state == "New South Wales"
+    assert rows[0].lat == pytest.approx(-33.8688)
+
+
+def test_normalise_postcode():
+    assert normalise_postcode(" 2000 ") == "2000"
+    assert normalise_postcode(" sw1a   1aa") == "SW1A 1AA"
+
+
+def test_lookup_postcode_averages_suburbs_sharing_it(session):
+    point = lookup(session, " 2000 ", "au")
+    assert point.lat == pytest.approx((-33.8688 + -33.8610) / 2)
+    assert point.source == "postcode"
+    assert point.label.startswith("2000")
+
+
+def test_lookup_suburb_name_case_insensitive(session):
+    point = lookup(session, "surry  HILLS", "AU")
+    assert (point.lat, point.lon) == pytest.approx((-33.8840, 151.2120))
+    assert point.source == "suburb"
+
+
+def test_lookup_unknown_postcode_says_so(session):
+    with pytest.raises(LocationNotFound, match=r"could not find .*9999"):
+        lookup(session, "9999", "AU")
+    with pytest.raises(LocationNotFound, match="could not find"):
+        lookup(session, "1010", "AU")  # a New Zealand postcode, not Australian
+
+
+def test_reload_replaces_a_country_and_keeps_others(session):
+    text = "AU\t2000\tSydney\tNew South Wales\tNSW\t\t\t\t\t-33.9\t151.2\t4\n"
+    count = load_centroids(session, parse_geonames(io.StringIO(text)), source="t", country="AU")
+    assert count == 1
+    assert session.scalar(select(func.count()).where(Postcode.country == "AU")) == 1
+    assert session.scalar(select(func.count()).where(Postcode.country == "NZ")) == 1
+
+
+def test_cli_load_postcodes_from_geonames_file(runner, session):
+    result = runner.invoke(
+        args=["referral", "load-postcodes", "--country", "NZ", str(DATA / "geonames_sample.txt")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Loaded 1 postcodes for NZ" in result.output
+    row = session.scalars(select(Postcode).where(Postcode.country == "NZ")).one()
+    assert row.place == "Auckland"
+    assert row.source == "GeoNames geonames_sample.txt"
+
+
+def test_cli_load_postcodes_with_no_rows_for_country_fails(runner):
+    result = runner.invoke(
+        args=["referral", "load-postcodes", "--country", "FR", str(DATA / "geonames_sample.txt")]
+    )
+    assert result.exit_code != 0
+    assert "No postcodes found for FR" in result.output
+
+
+def test_cli_load_postcodes_offline_australia(runner, session):
+    result = runner.invoke(args=["referral", "load-postcodes", "--country", "AU"])
+    assert result.exit_code == 0, result.output
+    total = session.scalar(select(func.count()).where(Postcode.country == "AU"))
+    assert total > 2500
+    sydney = session.scalars(
+        select(Postcode).where(Postcode.country == "AU", Postcode.postcode == "2000")
+    ).first()
+    assert sydney.source == OFFLINE_SOURCE
+    assert (sydney.lat, sydney.lon) == pytest.approx((-33.86, 151.20), abs=0.05)
+    melbourne = lookup(session, "3000", "AU")
+    assert melbourne.lat == pytest.approx(-37.81, abs=0.05)
+
+
+def test_offline_centroids_cover_another_country():
+    rows = list(offline_centroids("NZ"))
+    assert len(rows) > 100
+    assert all(r.country == "NZ" for r in rows)

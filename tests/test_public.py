@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+PREFIX = "/find-a-therapist"
+
+
+@pytest.fixture
+def listed(add_practitioner):
+    return {
+        "near": add_practitioner("Nina Near", (-33.8700, 151.2100), bio="Deep tissue work."),
+        "mid": add_practitioner("Milo Mid", (-33.8150, 151.0010), modalities=("physiotherapy",)),
+        "far": add_practitioner("Fay Far", (-37.8140, 144.9633)),
+        "hidden": add_practitioner("Pat Pending", (-33.8690, 151.2090), status="pending"),
+    }
+
+
+def _names(html: str) -> list[str]:
+    return re.findall(r'<h3 class="referral-card__name"><a [^>]*>([^<]+)</a>', html)
+
+
+def test_search_form_without_query(client):
+    response = client.get(f"{PREFIX}/")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert 'name="postcode"' in html and 'name="modality"' in html and 'name="radius_km"' in html
+
+
+def test_postcode_search_lists_nearest_first_with_km(client, listed):
+    response = client.get(f"{PREFIX}/?postcode=2000")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert _names(html) == ["Nina Near", "Milo Mid"]
+    assert re.search(r"<strong>0\.\d km</strong> away", html)
+    assert "Pat Pending" not in html
+
+
+def test_postcode_with_spaces_is_normalised(client, listed):
+    assert _names(client.get(f"{PREFIX}/?postcode=%202000%20").get_data(as_text=True)) == [
+        "Nina Near",
+        "Milo Mid",
+    ]
+
+
+def test_suburb_name_works_like_a_postcode(client, listed):
+    html = client.get(f"{PREFIX}/?postcode=Parramatta&radius_km=5").get_data(as_text=True)
+    assert _names(html) == ["Milo Mid"]
+
+
+def test_unknown_postcode_gets_404_with_message(client, listed):
+    response = client.get(f"{PREFIX}/?postcode=9999")
+    assert response.status_code == 404
+    html = response.get_data(as_text=True)
+    assert "could not find the postcode or suburb “9999”" in html
+    assert _names(html) == []
+
+
+@pytest.mark.parametrize("radius", ["abc", "-5", "100000", "nan", "inf"])
+def test_bad_radius_gets_400_with_message(client, listed, radius):
+    response = client.get(f"{PREFIX}/?postcode=2000&radius_km={radius}")
+    assert response.status_code == 400
+    assert "radius_km must be" in response.get_data(as_text=True)
+
+
+def test_unknown_modality_gets_400(client, listed):
+    response = client.get(f"{PREFIX}/?postcode=2000&modality=reiki-crystals")
+    assert response.status_code == 400
+    assert "Unknown modality" in response.get_data(as_text=True)
+
+
+def test_oversized_postcode_gets_400(client):
+    response = client.get(f"{PREFIX}/?postcode={'9' * 5000}")
+    assert response.status_code == 400
+    assert "too long" in response.get_data(as_text=True)
+
+
+def test_modality_filter_on_page(client, listed):
+    html = client.get(f"{PREFIX}/?postcode=2000&modality=physiotherapy").get_data(as_text=True)
+    assert _names(html) == ["Milo Mid"]
+
+
+def test_nothing_in_range_offers_the_nearest_beyond(client, listed):
+    html = client.get(f"{PREFIX}/?postcode=4000&radius_km=10").get_data(as_text=True)
+    assert "No practitioners within 10.0 km" in html
+    assert {"Nina Near", "Milo Mid"} <= set(_names(html))
+
+
+def test_distance_in_miles_when_configured(make_app, listed):
+    app = make_app(REFERRAL_DISTANCE_UNIT="mi")
+    html = app.test_client().get(f"{PREFIX}/?postcode=2000").get_data(as_text=True)
+    assert re.search(r"<strong>\d+\.\d mi</strong>", html)
+
+
+def test_practitioner_page(client, listed):
+    response = client.get(f"{PREFIX}/practitioners/{listed['near'].id}")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "Nina Near" in html and "Deep tissue work." in html and "Remedial massage" in html
+
+
+def test_unlisted_practitioner_page_is_404(client, listed):
+    assert client.get(f"{PREFIX}/practitioners/{listed['hidden'].id}").status_code == 404
+    assert client.get(f"{PREFIX}/practitioners/999999").status_code == 404
+
+
+def test_pages_are_mobile_ready(client):
+    html = client.get(f"{PREFIX}/").get_data(as_text=True)
+    assert 'name="viewport"' in html
+    assert client.get(f"{PREFIX}/static/referral.css").status_code == 200

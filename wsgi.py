@@ -1,0 +1,40 @@
+"""The demo clinic site: a small host app that mounts the referral plugin.
+
+``flask --app wsgi run`` or ``gunicorn wsgi:app``. Settings come from ``FLASK_``-prefixed
+environment variables too, e.g. ``FLASK_REFERRAL_DATABASE_URL=postgresql+psycopg://...``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask, redirect, render_template, url_for
+
+from referral import Referral
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_path=os.path.join(os.path.dirname(__file__), "instance"))
+    app.config.update(
+        SECRET_KEY="demo-only-change-me",
+        REFERRAL_BASE_TEMPLATE="clinic/layout.html",
+        REFERRAL_SITE_NAME="Find a therapist near you",
+    )
+    app.config.from_prefixed_env()
+    if test_config:
+        app.config.update(test_config)
+    Referral(app)
+
+    @app.get("/")
+    def home() -> Any:
+        return render_template("clinic/home.html")
+
+    @app.get("/about")
+    def about() -> Any:
+        return redirect(url_for("referral.index"))
+
+    return app
+
+
+app = create_app()
