@@ -86,6 +86,12 @@ SETTINGS: dict[str, Setting] = {
     ),
     "CONDITIONS": Setting(DEFAULT_CONDITIONS, "Condition taxonomy as `(slug, name)` pairs."),
     "FUNDS": Setting(DEFAULT_FUNDS, "Health funds / insurers as `(slug, name)` pairs."),
+    "PRACTITIONER_FOR_USER": Setting(
+        None,
+        "For hosts with their own accounts: a function `(user) -> Practitioner | None` "
+        "naming the listing a signed-in host user manages. Default: the practitioner whose "
+        "`user_id` is the user's `get_id()`.",
+    ),
 }
 
 
@@ -109,3 +115,21 @@ def apply_defaults(config: dict[str, Any]) -> None:
         if isinstance(default, dict | list):
             default = type(default)(default)
         config.setdefault(PREFIX + name, default)
+
+
+def markdown_table() -> str:
+    """The README's configuration table: ``python -m referral.config`` prints it."""
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for name, setting in SETTINGS.items():
+        default = setting.default
+        shown = (
+            "built-in list (see `referral/config.py`)"
+            if isinstance(default, list)
+            else (f"`{default!r}`")
+        )
+        lines.append(f"| `{PREFIX}{name}` | {shown} | {setting.doc} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

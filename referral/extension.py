@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from referral import config as cfg
 from referral import db
+from referral.auth import init_login
 
 
 class Referral:
@@ -36,6 +37,7 @@ class Referral:
             engine = db.make_engine(url, app.config["REFERRAL_ENGINE_OPTIONS"])
         app.extensions["referral"] = _State(self, engine, db.make_sessionmaker(engine))
         app.teardown_appcontext(db.close_session)
+        init_login(app)
 
         from referral.cli import referral_cli
         from referral.views import make_blueprint

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from referral.errors import InvalidInput
 from referral.geo import LocationNotFound, Point
-from referral.geo.postcodes import MAX_QUERY_LENGTH, lookup
+from referral.geo.geocode import locate
+from referral.geo.postcodes import MAX_QUERY_LENGTH
 from referral.models import Modality
 from referral.search import Filters
 
@@ -85,7 +86,7 @@ def parse_search(
         if len(postcode) > MAX_QUERY_LENGTH:
             raise InvalidInput("invalid_postcode", "That postcode or suburb is too long.")
         try:
-            point = lookup(session, postcode, country)
+            point = locate(session, postcode, country, config)
         except LocationNotFound as exc:
             raise InvalidInput("location_not_found", str(exc), 404) from None
     else:

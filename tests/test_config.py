@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from referral.config import SETTINGS, apply_defaults, config_key
+from referral.config import SETTINGS, apply_defaults, config_key, markdown_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -14,6 +14,8 @@ def test_readme_table_lists_every_setting_and_nothing_else():
     text = README.read_text(encoding="utf-8")
     documented = set(re.findall(r"^\| `REFERRAL_([A-Z0-9_]+)` \|", text, re.MULTILINE))
     assert documented == set(SETTINGS)
+    # the table is exactly what `python -m referral.config` prints
+    assert markdown_table() in text
 
 
 def test_every_setting_has_a_doc():
