@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from referral.geo import LocationNotFound
 from referral.geo.geocode import LocationServiceUnavailable, locate, provider_class
-from referral.models import GeocodeCache, Practitioner
+from referral.models import GeocodeCache, Practitioner, utcnow
 from wsgi import create_app
 
 PREFIX = "/find-a-therapist"
@@ -35,6 +35,8 @@ class FakeNominatim:
     def __init__(self, slow_seconds: float = 1.5) -> None:
         self.requests: list[dict] = []
         self.slow_seconds = slow_seconds
+        #: called before answering, e.g. to act as another worker caching the same place
+        self.before_answer = lambda params: None
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,6 +48,7 @@ class FakeNominatim:
                 )
                 fake.requests[-1]["at"] = time.monotonic()
                 q = params.get("q", "")
+                fake.before_answer(params)
                 if q == "slow place":
                     time.sleep(fake.slow_seconds)
                 if q == "broken place":
@@ -74,7 +77,7 @@ class FakeNominatim:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.domain = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def queries(self) -> list[str]:
         return [r["params"].get("q") for r in self.requests]
@@ -196,6 +199,36 @@ def test_provider_error_says_try_a_postcode_and_caches_nothing(geo_app, nominati
             locate(session, "broken place", "AU", geo_app.config)
     assert nominatim.queries() == ["broken place", "broken place"]
     assert _cache_rows(geo_app) == []
+
+
+def test_another_worker_caching_the_same_place_first_is_harmless(geo_app, nominatim):
+    engine = geo_app.extensions["referral"].engine
+
+    def other_worker(params: dict) -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                GeocodeCache.__table__.insert(),
+                {"country": "AU", "query": "bondi beach", "lat": -33.89, "lon": 151.27,
+                 "label": "Bondi (other worker)", "provider": "Nominatim",
+                 "created_at": utcnow()},
+            )  # fmt: skip
+
+    nominatim.before_answer = other_worker
+    with geo_app.app_context():
+        session = geo_app.extensions["referral"].ext.session
+        point = locate(session, "bondi beach", "AU", geo_app.config)
+    assert point.label == "Bondi Beach, NSW"  # our answer, though theirs was stored first
+    assert [r.label for r in _cache_rows(geo_app)] == ["Bondi (other worker)"]
+
+
+def test_empty_or_overlong_text_never_leaves_the_building(geo_app, nominatim):
+    with geo_app.app_context():
+        session = geo_app.extensions["referral"].ext.session
+        with pytest.raises(LocationNotFound, match="Please enter"):
+            locate(session, "   ", "AU", geo_app.config)
+        with pytest.raises(LocationNotFound, match="too long"):
+            locate(session, "x" * 101, "AU", geo_app.config)
+    assert nominatim.requests == []
 
 
 def test_garbled_answer_is_unavailable_not_a_crash(geo_app, nominatim):
