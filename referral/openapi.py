@@ -269,8 +269,8 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
         _slugs("fund", "Health fund slugs from GET /v1/funds."),
         _param(
             "accepting",
-            "Only practitioners accepting new patients.",
-            {"type": "string", "enum": ["1", "0", "true", "false", "yes", "no"]},
+            "`true`: only practitioners accepting new patients.",
+            {"type": "boolean"},
         ),
         _param(
             "page",

@@ -156,6 +156,23 @@ def test_found_place_is_fetched_once_then_cached(geo_app, nominatim):
     assert len(nominatim.requests) == 1
 
 
+def test_found_place_is_fetched_again_after_the_cache_lifetime(make_app, nominatim):
+    app = make_app(**geocoding(nominatim, REFERRAL_GEOCODE_CACHE_DAYS=30))
+    with app.app_context():
+        session = app.extensions["referral"].ext.session
+        locate(session, "bondi beach", "AU", app.config)
+        [row] = session.scalars(select(GeocodeCache)).all()
+        row.created_at -= timedelta(days=29)
+        session.commit()
+        locate(session, "bondi beach", "AU", app.config)  # still fresh
+        assert len(nominatim.requests) == 1
+        row.created_at -= timedelta(days=2)
+        session.commit()
+        assert locate(session, "bondi beach", "AU", app.config).lat == -33.8915
+    assert len(nominatim.requests) == 2
+    assert len(_cache_rows(app)) == 1
+
+
 def test_not_found_is_cached_for_a_while(geo_app, nominatim):
     with geo_app.app_context():
         session = geo_app.extensions["referral"].ext.session

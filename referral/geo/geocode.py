@@ -64,7 +64,10 @@ def locate(session: Session, text: str, country: str, config: Mapping[str, Any])
 
     key = place_key(text)
     cached = session.scalars(
-        select(GeocodeCache).where(GeocodeCache.country == country, GeocodeCache.query == key)
+        select(GeocodeCache)
+        .where(GeocodeCache.country == country, GeocodeCache.query == key)
+        # rows are written on another connection: never trust a copy this session holds
+        .execution_options(populate_existing=True)
     ).first()
     if cached is not None and _fresh(cached, config):
         if cached.lat is None or cached.lon is None:
