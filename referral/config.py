@@ -86,6 +86,42 @@ SETTINGS: dict[str, Setting] = {
     ),
     "CONDITIONS": Setting(DEFAULT_CONDITIONS, "Condition taxonomy as `(slug, name)` pairs."),
     "FUNDS": Setting(DEFAULT_FUNDS, "Health funds / insurers as `(slug, name)` pairs."),
+    "GEOCODER": Setting(
+        "nominatim",
+        "Remote geocoder for places not in the postcode table: a geopy service name "
+        "(`nominatim`, `photon`, ...), a dotted class path or a geopy class. `None` turns "
+        "remote look-ups off (offline sites: postcodes and suburbs only).",
+    ),
+    "GEOCODER_USER_AGENT": Setting(
+        "referral-therapist-directory/0.1 (set REFERRAL_GEOCODER_USER_AGENT)",
+        "User agent sent to the geocoder; Nominatim's policy asks for one naming your site "
+        "and a contact.",
+    ),
+    "GEOCODER_DOMAIN": Setting(
+        None, "Geocoder host (and port), e.g. your own Nominatim; `None`: the provider's."
+    ),
+    "GEOCODER_SCHEME": Setting("https", "`https` or `http` for the geocoder."),
+    "GEOCODER_TIMEOUT": Setting(
+        3.0, "Seconds to wait for the geocoder before telling the person to try a postcode."
+    ),
+    "GEOCODER_MIN_DELAY": Setting(
+        1.0,
+        "Seconds between two geocoder requests from one process (geopy's RateLimiter; "
+        "Nominatim allows 1 request/s).",
+    ),
+    "GEOCODER_OPTIONS": Setting(
+        {}, "Extra keyword arguments for the geocoder class, e.g. `{'api_key': ...}`."
+    ),
+    "GEOCODE_CACHE_DAYS": Setting(90, "Days a place found by the geocoder stays cached."),
+    "GEOCODE_NOT_FOUND_DAYS": Setting(
+        1, "Days a place the geocoder did not find is remembered as not found."
+    ),
+    "AUTOCOMPLETE_LIMIT": Setting(10, "Most suggestions the place autocomplete returns."),
+    "CORS_ORIGINS": Setting(
+        [],
+        "Origins allowed to call the JSON API from a browser, matched exactly "
+        "(`https://clinic.example`); `*` allows any.",
+    ),
     "PRACTITIONER_FOR_USER": Setting(
         None,
         "For hosts with their own accounts: a function `(user) -> Practitioner | None` "
@@ -124,7 +160,7 @@ def markdown_table() -> str:
         default = setting.default
         shown = (
             "built-in list (see `referral/config.py`)"
-            if isinstance(default, list)
+            if isinstance(default, list) and default
             else (f"`{default!r}`")
         )
         lines.append(f"| `{PREFIX}{name}` | {shown} | {setting.doc} |")

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from referral import config as cfg
 from referral import db
 from referral.auth import init_login
+from referral.geo.geocode import provider_class
 
 
 class Referral:
@@ -30,6 +31,8 @@ class Referral:
         cfg.apply_defaults(app.config)
         if app.config["REFERRAL_DISTANCE_UNIT"] not in ("km", "mi"):
             raise ValueError("REFERRAL_DISTANCE_UNIT must be 'km' or 'mi'.")
+        if app.config["REFERRAL_GEOCODER"]:
+            provider_class(app.config["REFERRAL_GEOCODER"])  # a typo fails at start-up
 
         engine = self._engine_arg
         if engine is None:

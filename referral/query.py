@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from referral.errors import InvalidInput
 from referral.geo import LocationNotFound, Point
-from referral.geo.geocode import locate
+from referral.geo.geocode import LocationServiceUnavailable, locate
 from referral.geo.postcodes import MAX_QUERY_LENGTH
 from referral.models import Modality
 from referral.search import Filters
@@ -46,7 +46,8 @@ def _integer(args: Mapping[str, str], name: str, default: int, low: int, high: i
     raw = (args.get(name) or "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits only: str.isdigit() accepts "²", and int() refuses 5,000 digits
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not low <= int(raw) <= high:
         raise InvalidInput(
             f"invalid_{name}", f"{name} must be a whole number from {low} to {high}."
         )
@@ -57,6 +58,7 @@ def parse_search(
     session: Session, args: Mapping[str, Any], config: Mapping[str, Any]
 ) -> SearchQuery:
     """Check every parameter and resolve the location; raises :class:`InvalidInput`."""
+    _refuse_control_characters(args)
     max_radius = float(config["REFERRAL_MAX_RADIUS_KM"])
     radius = _number(args, "radius_km", 0.1, max_radius)
     page = _integer(args, "page", 1, 1, 10_000)
@@ -71,9 +73,7 @@ def parse_search(
         if unknown:
             raise InvalidInput("unknown_modality", f"Unknown modality: {unknown[0][:60]}.")
 
-    country = (args.get("country") or config["REFERRAL_DEFAULT_COUNTRY"]).strip().upper()
-    if len(country) != 2 or not country.isalpha():
-        raise InvalidInput("invalid_country", "country must be a two-letter code such as AU.")
+    country = parse_country(args, config)
 
     lat = _number(args, "lat", -90, 90)
     lon = _number(args, "lon", -180, 180)
@@ -87,6 +87,8 @@ def parse_search(
             raise InvalidInput("invalid_postcode", "That postcode or suburb is too long.")
         try:
             point = locate(session, postcode, country, config)
+        except LocationServiceUnavailable as exc:
+            raise InvalidInput("geocoder_unavailable", str(exc), 503) from None
         except LocationNotFound as exc:
             raise InvalidInput("location_not_found", str(exc), 404) from None
     else:
@@ -103,6 +105,33 @@ def parse_search(
         postcode=postcode,
         country=country,
     )
+
+
+def parse_country(args: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+    country = (args.get("country") or config["REFERRAL_DEFAULT_COUNTRY"]).strip().upper()
+    if len(country) != 2 or not (country.isascii() and country.isalpha()):
+        raise InvalidInput("invalid_country", "country must be a two-letter code such as AU.")
+    return country
+
+
+def parse_places(args: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[str, str, int]:
+    """``(q, country, limit)`` for the place autocomplete; raises :class:`InvalidInput`."""
+    _refuse_control_characters(args)
+    q = (args.get("q") or "").strip()
+    if not q or len(q) > MAX_QUERY_LENGTH:
+        raise InvalidInput("invalid_q", "q must be the start of a suburb or postcode.")
+    most = int(config["REFERRAL_AUTOCOMPLETE_LIMIT"])
+    return q, parse_country(args, config), _integer(args, "limit", most, 1, most)
+
+
+def _refuse_control_characters(args: Mapping[str, Any]) -> None:
+    """NUL and other control characters are never meant; PostgreSQL refuses NUL outright."""
+    for name in list(args.keys()):
+        for value in _getlist(args, name):
+            if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+                raise InvalidInput(
+                    "invalid_characters", f"{name[:40]} contains control characters."
+                )
 
 
 def _getlist(args: Mapping[str, Any], name: str) -> list[str]:

@@ -90,6 +90,8 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Flask]
             "TESTING": True,
             "SECRET_KEY": "test",
             "REFERRAL_DATABASE_URL": database_url,
+            # no test reaches the internet: geocoder tests point it at a local server
+            "REFERRAL_GEOCODER": None,
             **config,
         }
         app = create_app(settings)

@@ -23,6 +23,8 @@ def test_wheel_ships_templates_static_files_and_migrations(tmp_path):
         "referral/templates/referral/base.html",
         "referral/templates/referral/search.html",
         "referral/static/referral/referral.css",
+        "referral/static/referral/search.js",
+        "referral/templates/referral/_locate.html",
         "referral/migrations/env.py",
         "referral/migrations/script.py.mako",
         "referral/migrations/versions/0001_initial_schema.py",

@@ -13,6 +13,7 @@ from referral.geo.postcodes import (
     normalise_postcode,
     offline_centroids,
     parse_geonames,
+    suggest,
 )
 from referral.models import Postcode
 from tests.conftest import DATA
@@ -99,3 +100,24 @@ def test_offline_centroids_cover_another_country():
     rows = list(offline_centroids("NZ"))
     assert len(rows) > 100
     assert all(r.country == "NZ" for r in rows)
+
+
+def test_lookup_place_with_its_postcode_as_the_autocomplete_offers_it(session):
+    point = lookup(session, "Barangaroo 2000", "AU")
+    assert (point.lat, point.lon, point.source) == (-33.8610, 151.2016, "suburb")
+    assert point.label == "Barangaroo 2000"
+    assert lookup(session, "surry hills, 2010", "AU").label == "Surry Hills 2010"
+    with pytest.raises(LocationNotFound):  # the place is not in that postcode
+        lookup(session, "Barangaroo 2010", "AU")
+
+
+def test_suggest_matches_the_start_of_a_place_or_postcode(session):
+    assert [(p.place, p.postcode) for p in suggest(session, "NORTH s", "au")] == [
+        ("North Sydney", "2060")
+    ]
+    two = suggest(session, "20", "AU", limit=2)
+    assert [p.place for p in two] == ["Barangaroo", "North Sydney"]
+    assert suggest(session, "sydney", "AU")[0].place == "Sydney"  # not "North Sydney"
+    assert len(suggest(session, "sydney", "AU")) == 1
+    assert suggest(session, "   ", "AU") == []
+    assert suggest(session, "s%", "AU") == [] and suggest(session, "_", "AU") == []

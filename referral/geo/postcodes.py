@@ -159,4 +159,36 @@ def lookup(session: Session, query: str, country: str) -> Point:
     ).first()
     if row is not None:
         return Point(row.lat, row.lon, f"{row.place} {row.postcode}", "suburb")
+    place, _, code = text.rpartition(" ")
+    if place:  # "Surry Hills 2010", as the autocomplete offers it
+        row = session.execute(
+            select(Postcode.lat, Postcode.lon, Postcode.place, Postcode.postcode).where(
+                Postcode.country == country,
+                Postcode.postcode == code,
+                Postcode.place_key == place_key(place.rstrip(",")),
+            )
+        ).first()
+        if row is not None:
+            return Point(row.lat, row.lon, f"{row.place} {row.postcode}", "suburb")
     raise LocationNotFound(f"We could not find the postcode or suburb “{query.strip()}”.")
+
+
+def suggest(session: Session, prefix: str, country: str, limit: int = 10) -> list[Postcode]:
+    """Places whose name or postcode starts with ``prefix``: the search box's autocomplete,
+    served from our own table so typing never calls a remote service."""
+    text = place_key(prefix)
+    if not text:
+        return []
+    pattern = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return list(
+        session.scalars(
+            select(Postcode)
+            .where(
+                Postcode.country == country.upper(),
+                Postcode.place_key.like(pattern, escape="\\")
+                | Postcode.postcode.like(pattern.upper(), escape="\\"),
+            )
+            .order_by(Postcode.place_key, Postcode.postcode)
+            .limit(limit)
+        )
+    )

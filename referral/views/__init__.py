@@ -24,9 +24,10 @@ def make_blueprint() -> Blueprint:
     bp.context_processor(_template_context)
     bp.add_app_template_filter(format_distance, "distance")
 
-    from referral.views import public
+    from referral.views import api, public
 
     public.register(bp)
+    api.register(bp)
     return bp
 
 

@@ -1,0 +1,100 @@
+/* Search page enhancements; the form works without them.
+ * 1. Place autocomplete: suggestions from our own /api/v1/places (the local postcode
+ *    table), debounced and cached, in a native <datalist> (keyboard support built in).
+ *    Never a call to a remote geocoder per keystroke.
+ * 2. "Use my location": shown only when the browser has navigator.geolocation; fills the
+ *    hidden lat/lon and submits, with a clear message when it cannot.
+ */
+(function () {
+  "use strict";
+  var box = document.querySelector("[data-referral-locate]");
+  if (!box) { return; }
+  var form = box.closest("form");
+  var postcode = form.querySelector("input[name=postcode]");
+  var message = box.querySelector("[data-referral-locate-message]");
+
+  function say(text) { message.textContent = text; }
+
+  // 1. Autocomplete
+  if (postcode && window.fetch) {
+    var list = document.createElement("datalist");
+    list.id = "referral-places";
+    form.appendChild(list);
+    postcode.setAttribute("list", list.id);
+    postcode.setAttribute("autocomplete", "off");
+    var cache = {};
+    var timer = null;
+    var pending = null;
+
+    var show = function (places) {
+      list.textContent = "";
+      places.forEach(function (p) {
+        var option = document.createElement("option");
+        option.value = p.place + " " + p.postcode;
+        if (p.state) { option.label = p.state; }
+        list.appendChild(option);
+      });
+    };
+
+    var fetchPlaces = function (q) {
+      if (cache[q]) { show(cache[q]); return; }
+      if (pending) { pending.abort(); }
+      pending = window.AbortController ? new AbortController() : null;
+      var url = box.dataset.placesUrl + "?q=" + encodeURIComponent(q) +
+        "&country=" + encodeURIComponent(box.dataset.country || "");
+      fetch(url, { signal: pending && pending.signal, headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : []; })
+        .then(function (places) { cache[q] = places; show(places); })
+        .catch(function () { /* typing on: the next keystroke asks again */ });
+    };
+
+    postcode.addEventListener("input", function () {
+      var q = postcode.value.trim().toLowerCase();
+      clearTimeout(timer);
+      if (q.length < 2) { show([]); return; }
+      timer = setTimeout(function () { fetchPlaces(q); }, 200);
+    });
+  }
+
+  // 2. Use my location
+  var lat = box.querySelector("input[name=lat]");
+  var lon = box.querySelector("input[name=lon]");
+  if (postcode && lat.value && lon.value) {
+    // showing results for the device's location: changing a filter keeps it, and
+    // typing a postcode replaces it
+    postcode.required = false;
+    postcode.placeholder = "Your location";
+    form.addEventListener("submit", function () {
+      if (postcode.value.trim()) { lat.disabled = lon.disabled = true; }
+    });
+  }
+  var button = box.querySelector("[data-referral-locate-button]");
+  if (!button || !("geolocation" in navigator)) { return; }
+  button.hidden = false;
+
+  var MESSAGES = {
+    insecure: "Your browser only shares your location with secure (https) sites. " +
+      "Please type your postcode or suburb instead.",
+    1: "You did not allow this site to use your location. Type your postcode or suburb " +
+      "instead, or allow location for this site in your browser settings.",
+    2: "Your device could not work out where you are just now. Please type your postcode " +
+      "or suburb instead.",
+    3: "Finding your location took too long. Try again, or type your postcode or suburb.",
+  };
+
+  button.addEventListener("click", function () {
+    if (window.isSecureContext === false) { say(MESSAGES.insecure); return; }
+    say("Finding your location…");
+    button.disabled = true;
+    navigator.geolocation.getCurrentPosition(function (position) {
+      lat.value = position.coords.latitude.toFixed(5);
+      lon.value = position.coords.longitude.toFixed(5);
+      lat.disabled = lon.disabled = false;
+      if (postcode) { postcode.value = ""; postcode.disabled = true; }
+      form.submit();
+    }, function (error) {
+      button.disabled = false;
+      say(MESSAGES[error.code] || MESSAGES[2]);
+    }, { enableHighAccuracy: false, timeout: 15000, maximumAge: 300000 });
+  });
+}());

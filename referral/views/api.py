@@ -1,0 +1,269 @@
+"""JSON API v1 (a public contract, see DESIGN.md) and its OpenAPI document.
+
+A nested blueprint ``referral.api`` at ``{prefix}/api`` so its error handler and CORS
+headers apply to every API response and to nothing else. A catch-all route keeps unknown
+paths and wrong methods inside the blueprint, so they too answer in JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+
+from referral import openapi
+from referral.db import get_session
+from referral.errors import InvalidInput
+from referral.geo.postcodes import suggest
+from referral.models import (
+    Condition,
+    HealthFund,
+    Location,
+    Modality,
+    Practitioner,
+    practitioner_condition,
+)
+from referral.query import SearchQuery, parse_places, parse_search
+from referral.search import Hit, Results, search
+
+READ_METHODS = ["GET", "HEAD", "OPTIONS"]
+ALL_METHODS = [*READ_METHODS, "POST", "PUT", "PATCH", "DELETE"]
+MAX_ID = 2**31 - 1
+HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def register(bp: Blueprint) -> None:
+    api = Blueprint("api", __name__)
+    api.add_url_rule("/v1/practitioners", "practitioners", practitioners)
+    api.add_url_rule("/v1/practitioners/<int:practitioner_id>", "practitioner", practitioner)
+    api.add_url_rule("/v1/modalities", "modalities", lambda: _terms(Modality))
+    api.add_url_rule("/v1/conditions", "conditions", lambda: _terms(Condition))
+    api.add_url_rule("/v1/funds", "funds", lambda: _terms(HealthFund))
+    api.add_url_rule("/v1/places", "places", places)
+    api.add_url_rule("/openapi.json", "openapi", openapi_json)
+    api.add_url_rule("/", "unknown", unknown, defaults={"rest": ""}, methods=ALL_METHODS)
+    api.add_url_rule("/<path:rest>", "unknown", unknown, methods=ALL_METHODS)
+    api.register_error_handler(InvalidInput, error_response)
+    api.register_error_handler(HTTPException, error_response)
+    api.after_request(cors)
+    bp.register_blueprint(api, url_prefix="/api")
+
+
+def practitioners() -> Response:
+    session = get_session()
+    config = current_app.config
+    query = parse_search(session, request.args, config)
+    results = search(
+        session,
+        query.point.lat,
+        query.point.lon,
+        radius_km=query.radius_km,
+        filters=query.filters,
+        page=query.page,
+        per_page=query.per_page,
+        fallback=config["REFERRAL_NEAREST_FALLBACK"],
+    )
+    return jsonify(search_document(session, query, results))
+
+
+def practitioner(practitioner_id: int) -> Response:
+    if practitioner_id > MAX_ID:  # beyond any id column: PostgreSQL would refuse the query
+        raise NotFound("No active practitioner has that id.")
+    session = get_session()
+    found = session.scalars(
+        select(Practitioner)
+        .where(Practitioner.id == practitioner_id, Practitioner.status == "active")
+        .options(
+            selectinload(Practitioner.locations),
+            selectinload(Practitioner.modalities),
+            selectinload(Practitioner.conditions),
+            selectinload(Practitioner.funds),
+        )
+    ).first()
+    if found is None:
+        raise NotFound("No active practitioner has that id.")
+    return jsonify(practitioner_document(found))
+
+
+def places() -> Response:
+    q, country, limit = parse_places(request.args, current_app.config)
+    return jsonify(
+        [
+            {"place": p.place, "postcode": p.postcode, "state": p.state, "lat": p.lat, "lon": p.lon}
+            for p in suggest(get_session(), q, country, limit)
+        ]
+    )
+
+
+def openapi_json() -> Response:
+    server = url_for("referral.index", _external=True).rstrip("/") + "/api"
+    return jsonify(openapi.document(current_app.config, server))
+
+
+def unknown(rest: str) -> Response:
+    """Anything else under /api: 405 when the path exists for GET, else 404."""
+    adapter = current_app.create_url_adapter(request)
+    try:
+        endpoint, _ = adapter.match(method="GET")
+    except HTTPException:  # pragma: no cover - a redirect rule; the catch-all matches first
+        endpoint = None
+    if endpoint and endpoint != request.endpoint:
+        raise MethodNotAllowed(READ_METHODS, "The API is read-only: use GET.")
+    raise NotFound("There is no such API path; see openapi.json.")
+
+
+def _terms(model: type[Modality] | type[Condition] | type[HealthFund]) -> Response:
+    rows = get_session().scalars(select(model))
+    # sorted here, not by the database: collations differ ("ahm" vs "Bupa")
+    terms = sorted(rows, key=lambda row: (row.name.casefold(), row.slug))
+    return jsonify([{"slug": row.slug, "name": row.name} for row in terms])
+
+
+def search_document(session: Session, query: SearchQuery, results: Results) -> dict[str, Any]:
+    """The v1 search response: the query as understood, a page of results, and the
+    nearest beyond the radius when nothing is inside it."""
+    hits = results.hits + results.nearest_beyond
+    conditions = _condition_slugs(session, [h.practitioner.id for h in hits])
+    return {
+        "query": {
+            "postcode": query.postcode,
+            "country": query.country,
+            "lat": query.point.lat,
+            "lon": query.point.lon,
+            "label": query.point.label,
+            "source": query.point.source,
+            "radius_km": query.radius_km,
+            "filters": dataclasses.asdict(query.filters),
+        },
+        "total": results.total,
+        "page": results.page,
+        "per_page": results.per_page,
+        "results": [_summary(h, conditions) for h in results.hits],
+        "nearest_beyond": [_summary(h, conditions) for h in results.nearest_beyond],
+    }
+
+
+def _summary(hit: Hit, conditions: dict[int, list[str]]) -> dict[str, Any]:
+    p = hit.practitioner
+    return {
+        "id": p.id,
+        "name": p.name,
+        "modalities": [m.slug for m in p.modalities],
+        "conditions": conditions.get(p.id, []),
+        "accepting_new_patients": p.accepting_new_patients,
+        "home_visits": p.home_visits,
+        "distance_km": round(hit.distance_km, 3),
+        "location": _location(hit.location),
+        "url": _page_url(p),
+    }
+
+
+def practitioner_document(p: Practitioner) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "name": p.name,
+        "business_name": p.business_name,
+        "bio": p.bio or "",
+        "modalities": [m.slug for m in p.modalities],
+        "conditions": [c.slug for c in p.conditions],
+        "funds": [f.fund.slug for f in p.funds],
+        "languages": list(p.languages or []),
+        "accepting_new_patients": p.accepting_new_patients,
+        "home_visits": p.home_visits,
+        "telehealth": p.telehealth,
+        "accreditation_body": p.accreditation_body,
+        "membership_number": p.membership_number,
+        "phone": p.phone,
+        "website": p.website,
+        "locations": [_location(loc) for loc in p.locations],
+        "url": _page_url(p),
+    }
+
+
+def _location(loc: Location) -> dict[str, Any]:
+    return {
+        "id": loc.id,
+        "name": loc.name,
+        "suburb": loc.suburb,
+        "state": loc.state,
+        "postcode": loc.postcode,
+        "country": loc.country,
+        "lat": loc.lat,
+        "lon": loc.lon,
+        "home_visit_radius_km": loc.home_visit_radius_km,
+    }
+
+
+def _page_url(p: Practitioner) -> str:
+    return url_for("referral.practitioner", practitioner_id=p.id, _external=True)
+
+
+def _condition_slugs(session: Session, ids: list[int]) -> dict[int, list[str]]:
+    """Conditions of a page of practitioners in one query, not one per practitioner."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(practitioner_condition.c.practitioner_id, Condition.slug)
+        .join(Condition, Condition.id == practitioner_condition.c.condition_id)
+        .where(practitioner_condition.c.practitioner_id.in_(ids))
+        .order_by(Condition.name)
+    )
+    out: dict[int, list[str]] = {}
+    for practitioner_id, slug in rows:
+        out.setdefault(practitioner_id, []).append(slug)
+    return out
+
+
+def error_response(exc: InvalidInput | HTTPException) -> tuple[Response, int]:
+    """Every API error as ``{"error": {"code", "message"}}``; never a page or a trace."""
+    if isinstance(exc, InvalidInput):
+        status, code, message = exc.status, exc.code, exc.message
+    else:
+        status = exc.code or 500
+        code = HTTP_ERROR_CODES.get(status, "internal_error")
+        message = exc.description or "Request failed."
+        if code == "internal_error":
+            status, message = 500, "Something went wrong on our side; please try again."
+    response = jsonify(error={"code": code, "message": message})
+    if isinstance(exc, MethodNotAllowed):
+        response.headers["Allow"] = ", ".join(exc.valid_methods or READ_METHODS)
+    if status == 503:
+        response.headers["Retry-After"] = "60"
+    return response, status
+
+
+def cors(response: Response) -> Response:
+    """CORS for the origins in ``REFERRAL_CORS_ORIGINS`` (exact match, or ``*``)."""
+    response.vary.add("Origin")
+    if request.method == "OPTIONS":  # not the catch-all's methods: the API is read-only
+        response.headers["Allow"] = ", ".join(READ_METHODS)
+    origin = request.headers.get("Origin")
+    allowed = allowed_origin(origin, current_app.config["REFERRAL_CORS_ORIGINS"])
+    if allowed is None:
+        return response
+    response.headers["Access-Control-Allow-Origin"] = allowed
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = ", ".join(READ_METHODS)
+        response.headers["Access-Control-Allow-Headers"] = "Accept, Accept-Language, Content-Type"
+        response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+def allowed_origin(origin: str | None, configured: Any) -> str | None:
+    """The ``Access-Control-Allow-Origin`` value for ``origin``, or ``None`` to refuse.
+
+    ``configured`` is a list, or a comma-separated string (as an environment variable
+    gives it): never a substring match.
+    """
+    if not origin:
+        return None
+    if isinstance(configured, str):
+        configured = [part.strip() for part in configured.split(",")]
+    origins = {o.rstrip("/") for o in configured or () if o}
+    if "*" in origins:
+        return "*"
+    return origin if origin in origins else None

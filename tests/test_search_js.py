@@ -1,0 +1,147 @@
+"""The search page's script (``static/referral/search.js``) in Debian's chromium.
+
+"Use my location" and the place autocomplete are progressive enhancements: these tests
+drive a real browser against the app served on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from werkzeug.serving import make_server
+
+pytestmark = pytest.mark.browser
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PREFIX = "/find-a-therapist"
+
+
+@pytest.fixture
+def live_url(app, add_practitioner) -> Iterator[str]:
+    add_practitioner("Nina Near", (-33.8700, 151.2100))
+    add_practitioner("Milo Mid", (-33.8150, 151.0010), modalities=("physiotherapy",))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--host-resolver-rules=MAP clinic.test 127.0.0.1"],
+        )
+        yield browser
+        browser.close()
+
+
+def test_use_my_location_fills_coordinates_and_searches(browser, live_url):
+    context = browser.new_context(
+        geolocation={"latitude": -33.8705, "longitude": 151.2095}, permissions=["geolocation"]
+    )
+    page = context.new_page()
+    page.goto(f"{live_url}{PREFIX}/")
+    button = page.get_by_role("button", name="Use my location")
+    assert button.is_visible()
+    with page.expect_navigation():
+        button.click()
+    args = parse_qs(urlsplit(page.url).query)
+    assert args["lat"] == ["-33.87050"] and args["lon"] == ["151.20950"]
+    assert "postcode" not in args
+    heading = page.locator(".referral-results h2").inner_text()
+    assert heading == "2 practitioners near your location"
+    assert page.locator(".referral-card__name").all_inner_texts() == ["Nina Near", "Milo Mid"]
+
+    # changing a filter keeps the location; typing a postcode replaces it
+    page.select_option("#referral-modality", "physiotherapy")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Search").click()
+    assert page.locator(".referral-card__name").all_inner_texts() == ["Milo Mid"]
+    assert parse_qs(urlsplit(page.url).query)["lat"] == ["-33.87050"]
+    page.fill("#referral-postcode", "3000")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Search").click()
+    assert "lat" not in parse_qs(urlsplit(page.url).query)
+    assert "No practitioners within" in page.locator(".referral-results h2").inner_text()
+    context.close()
+
+
+def test_permission_denied_says_type_a_postcode(browser, live_url):
+    context = browser.new_context()  # no geolocation permission granted
+    page = context.new_page()
+    page.goto(f"{live_url}{PREFIX}/")
+    page.get_by_role("button", name="Use my location").click()
+    message = page.locator("[data-referral-locate-message]")
+    message.filter(has_text="did not allow").wait_for()
+    assert "Type your postcode or suburb instead" in message.inner_text()
+    assert urlsplit(page.url).query == ""  # stayed on the form
+    context.close()
+
+
+def test_position_unavailable_says_so(browser, live_url):
+    context = browser.new_context()
+    # the device's own positioning failing: what the browser reports then
+    context.add_init_script(
+        "navigator.geolocation.getCurrentPosition = (ok, fail) => fail({code: 2});"
+    )
+    page = context.new_page()
+    page.goto(f"{live_url}{PREFIX}/")
+    page.get_by_role("button", name="Use my location").click()
+    assert (
+        "could not work out where you are"
+        in page.locator("[data-referral-locate-message]").inner_text()
+    )
+    context.close()
+
+
+def test_not_https_says_location_needs_a_secure_page(browser, live_url):
+    port = urlsplit(live_url).port
+    context = browser.new_context(permissions=["geolocation"])
+    page = context.new_page()
+    page.goto(f"http://clinic.test:{port}{PREFIX}/")  # plain http, not localhost
+    assert page.evaluate("window.isSecureContext") is False
+    page.get_by_role("button", name="Use my location").click()
+    assert "secure (https) sites" in page.locator("[data-referral-locate-message]").inner_text()
+    context.close()
+
+
+def test_without_javascript_the_button_stays_hidden(browser, live_url):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{live_url}{PREFIX}/")
+    assert page.locator("[data-referral-locate-button]").is_hidden()
+    page.fill("#referral-postcode", "2000")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Search").click()
+    assert page.locator(".referral-card__name").all_inner_texts() == ["Nina Near", "Milo Mid"]
+    context.close()
+
+
+def test_autocomplete_offers_places_from_our_own_table(browser, live_url):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{live_url}{PREFIX}/")
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.locator("#referral-postcode").press_sequentially("surr", delay=40)
+    options = page.locator("#referral-places option")
+    options.first.wait_for(state="attached")
+    assert options.evaluate_all("os => os.map(o => [o.value, o.label])") == [
+        ["Surry Hills 2010", "New South Wales"]
+    ]
+    # debounced, and only ever our own API
+    assert requests == [f"{live_url}{PREFIX}/api/v1/places?q=surr&country=AU"]
+    page.fill("#referral-postcode", "Surry Hills 2010")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Search").click()
+    assert page.locator(".referral-results h2").inner_text().endswith("near Surry Hills 2010")
+    context.close()
