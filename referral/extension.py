@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral import config as cfg
-from referral import db
+from referral import db, embed, theme
 from referral.auth import init_login
 
 
@@ -30,6 +30,7 @@ class Referral:
         cfg.apply_defaults(app.config)
         if app.config["REFERRAL_DISTANCE_UNIT"] not in ("km", "mi"):
             raise ValueError("REFERRAL_DISTANCE_UNIT must be 'km' or 'mi'.")
+        _check_embedding(app.config)
 
         engine = self._engine_arg
         if engine is None:
@@ -54,6 +55,15 @@ class Referral:
     def session(self) -> Session:
         """The session of the current app context."""
         return db.get_session()
+
+
+def _check_embedding(config: dict) -> None:
+    """Normalise the settings that reach headers, styles and scripts, refusing bad ones."""
+    config["REFERRAL_EMBED_ORIGINS"] = embed.parse_origins(config["REFERRAL_EMBED_ORIGINS"])
+    config["REFERRAL_THEME"] = theme.check(config["REFERRAL_THEME"])
+    tiles = str(config["REFERRAL_MAP_TILE_URL"])
+    if not all(part in tiles for part in ("{z}", "{x}", "{y}")):
+        raise ValueError("REFERRAL_MAP_TILE_URL must contain {z}, {x} and {y}.")
 
 
 class _State:
