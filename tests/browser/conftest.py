@@ -6,6 +6,7 @@ Playwright or chromium cannot run, the tests skip saying so; nothing is download
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import threading
@@ -187,6 +188,9 @@ def _axe(target: Any) -> list[dict[str, Any]]:
 def audit() -> Callable[..., list[dict[str, Any]]]:
     """Run axe-core on a page (or frame) and save phone and desktop screenshots.
 
+    Artefacts: ``test-artifacts/screenshots/NAME-{phone,desktop}.png`` and every violation,
+    whatever its impact, in ``test-artifacts/axe/NAME.json``.
+
     Fails on serious or critical violations; returns the lesser ones for a test to look at.
     """
 
@@ -194,6 +198,9 @@ def audit() -> Callable[..., list[dict[str, Any]]]:
         violations = _axe(frame or page)
         bad = [v for v in violations if v["impact"] in ("serious", "critical")]
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        report = ARTIFACTS.parent / "axe" / f"{name}.json"
+        report.parent.mkdir(exist_ok=True)
+        report.write_text(json.dumps(violations, indent=1), encoding="utf-8")
         size = page.viewport_size
         for label, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
             page.set_viewport_size(viewport)

@@ -21,7 +21,8 @@ def clinic_page(plugin_origin: str, attributes: str) -> Any:
         "<body style='margin:0;font-family:sans-serif'><main><h1>Sunrise Wellness</h1>"
         "<p>Find a therapist near you:</p>"
         f"<script src='{plugin_origin}{PREFIX}/embed.js' {attributes} async></script>"
-        "<footer><p>Sunrise Wellness, 1 Beach Road</p></footer></main></body></html>"
+        "<footer style='min-height:1500px'><p>Sunrise Wellness, 1 Beach Road</p></footer>"
+        "</main></body></html>"
     ).encode()
 
     def app(environ: dict, start_response: Any) -> list[bytes]:
@@ -74,6 +75,22 @@ def test_snippet_on_another_origin_inserts_a_frame_that_fits(
     audit(page, "embed-clinic-results")
     audit(page, "embed-frame-results", frame=page.frames[1])
 
+    # following a result from the bottom of a long frame brings the new page's top into view
+    frame.get_by_role("link", name="Milo Mid").scroll_into_view_if_needed()
+    page.evaluate("() => window.scrollBy(0, 400)")  # the frame's top is well above the fold
+    assert (
+        page.locator("iframe.referral-embed-frame").evaluate("f => f.getBoundingClientRect().top")
+        < -200
+    )
+    frame.get_by_role("link", name="Milo Mid").click()
+    frame.get_by_role("heading", level=1, name="Milo Mid").wait_for()
+    page.wait_for_function(
+        "() => Math.abs(document.querySelector('iframe.referral-embed-frame')"
+        ".getBoundingClientRect().top) < 2"
+    )
+    page.frames[1].evaluate("() => history.back()")  # the frame's own history
+    frame.locator(".referral-card").first.wait_for()
+
     # a search inside the frame stays inside it, and the frame shrinks to the new content
     frame.get_by_label("Type of practitioner").select_option("osteopathy")
     frame.get_by_role("button", name="Search").click()
@@ -95,10 +112,14 @@ def test_snippet_on_another_origin_inserts_a_frame_that_fits(
     audit(page, "embed-frame-practitioner", frame=page.frames[1])
 
 
-def test_snippet_can_open_one_listing(page, demo_site, serve, directory):
+def test_snippet_can_open_one_listing(page, demo_site, serve, directory, session):
     holder: dict[str, str] = {}
-    pid = directory["pete"].id
-    clinic = serve(lambda e, s: clinic_page(holder["origin"], f'data-practitioner="{pid}"')(e, s))
+    pete = directory["pete"]
+    clinic = serve(
+        lambda e, s: clinic_page(holder["origin"], f'data-practitioner="{pete.id}"')(e, s)
+    )
+    pete.website = clinic.url("/pete-physio")
+    session.commit()
     plugin = demo_site(REFERRAL_EMBED_ORIGINS=[clinic.origin])
     holder["origin"] = plugin.origin
     page.goto(clinic.url("/"))
@@ -106,6 +127,11 @@ def test_snippet_can_open_one_listing(page, demo_site, serve, directory):
     frame.get_by_role("heading", level=1, name="Pete Physio").wait_for()
     height, content = _wait_fit(page)
     assert abs(height - content) <= 2
+    # the practitioner's own website opens in a new tab, not squeezed into the frame
+    with page.expect_popup() as opened:
+        frame.get_by_role("link", name="Website").click()
+    assert opened.value.url == clinic.url("/pete-physio")
+    assert page.frames[1].url.endswith(f"/embed/practitioners/{pete.id}")
 
 
 def test_an_origin_not_listed_cannot_frame_the_plugin(page, demo_site, serve, directory):

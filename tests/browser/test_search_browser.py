@@ -70,6 +70,22 @@ def test_map_view_shows_a_marker_per_result(page, demo_site, directory, audit):
     assert page.locator(".referral-list").is_hidden()
     assert "OpenStreetMap" in page.locator(".leaflet-control-attribution").inner_text()
     assert any("/test-tiles/" in url for url in requests)  # tiles from the configured URL
+    # turned to a phone, the map fits every result into the smaller view again
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(400)
+    inside = page.evaluate(
+        """() => {
+            const box = document.getElementById('referral-map').getBoundingClientRect();
+            return Array.from(document.querySelectorAll('.leaflet-marker-icon')).every(m => {
+                const r = m.getBoundingClientRect();
+                return r.left >= box.left && r.right <= box.right
+                    && r.top >= box.top && r.bottom <= box.bottom;
+            });
+        }"""
+    )
+    assert inside
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.wait_for_timeout(400)
     page.get_by_role("button", name="Nina Near").click()  # a marker, named for screen readers
     popup = page.locator(".leaflet-popup-content a")
     assert popup.inner_text() == "Nina Near"

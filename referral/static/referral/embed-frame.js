@@ -23,6 +23,14 @@
     last = height;
     send({ type: "referral:height", height: height });
   }
+  // a link to another site (a practitioner's website) opens a tab, not inside the frame
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest ? event.target.closest("a[href]") : null;
+    if (link && /^https?:$/.test(link.protocol) && link.origin !== window.location.origin) {
+      link.target = "_blank";
+      link.rel = (link.rel + " noopener").trim();
+    }
+  });
   send({ type: "referral:page", path: window.location.pathname });
   report();
   if (window.ResizeObserver) new ResizeObserver(report).observe(body);

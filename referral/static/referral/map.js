@@ -78,6 +78,20 @@
       L.marker(point, { title: name, alt: name }).addTo(map).bindPopup(popup);
       points.push(point);
     });
-    map.fitBounds(points, { padding: [48, 48], maxZoom: 15 });
+    var fit = function () { map.fitBounds(points, { padding: [48, 48], maxZoom: 15 }); };
+    fit();
+    // a phone turned sideways (or a resized frame) shows all the results again
+    var timer = null;
+    var reading = false;  // a popup is open: leave the view where the visitor put it
+    map.on("popupopen", function () { reading = true; });
+    map.on("popupclose", function () { reading = false; });
+    window.addEventListener("resize", function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        if (box.hidden) return;
+        map.invalidateSize();
+        if (!reading) fit();
+      }, 150);
+    });
   }
 })();
