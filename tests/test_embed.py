@@ -153,3 +153,13 @@ def test_demo_shows_the_snippet_to_copy(client):
     assert shown in html  # as text to copy
     assert '<script src="http://localhost/find-a-therapist/embed.js" data-postcode="2000"' in html
     assert 'href="/for-websites"' in client.get("/").get_data(as_text=True)
+
+
+def test_origins_from_the_demo_environment(monkeypatch, tmp_path):
+    from wsgi import create_app
+
+    monkeypatch.setenv("FLASK_REFERRAL_DATABASE_URL", f"sqlite:///{tmp_path}/env.sqlite")
+    monkeypatch.setenv("FLASK_REFERRAL_EMBED_ORIGINS", "https://a.example https://b.example:8443")
+    app = create_app()
+    assert app.config["REFERRAL_EMBED_ORIGINS"] == ["https://a.example", "https://b.example:8443"]
+    app.extensions["referral"].engine.dispose()
