@@ -8,7 +8,7 @@ EXTRAS ?= test,postgres,postcodes,demo,server,bench
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/referral_test
 PYTEST_ARGS ?=
 
-.PHONY: install demo serve lint format test test-sqlite test-postgres bench clean
+.PHONY: install demo serve lint format test test-sqlite test-postgres bench clean vendor chromium
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,18 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint
+# The browser tests drive Debian's chromium; install it when missing and we may (root + apt),
+# otherwise those tests skip and say why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "== installing chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is not installed (needs root and apt): the browser tests will skip."; \
+	  fi; }
+
+test: lint chromium
 	$(BIN)/coverage erase
 	$(BIN)/pytest --cov=referral --cov-report= $(PYTEST_ARGS)
 	@if $(BIN)/python tests/pg_ready.py "$(PG_URL)"; then \
@@ -52,3 +63,15 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .coverage
+
+# Front-end assets: pinned in package.json/package-lock.json, copied into the package (so they
+# ship in the wheel) and into tests/ (the accessibility checker). The copies are committed, so
+# neither `make install` nor `make test` needs npm; run this after changing a version.
+LEAFLET_DIR := referral/static/referral/vendor/leaflet
+vendor:
+	npm ci --no-audit --no-fund
+	rm -rf $(LEAFLET_DIR) && mkdir -p $(LEAFLET_DIR)/images tests/vendor
+	cp node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet.css node_modules/leaflet/LICENSE $(LEAFLET_DIR)/
+	cp node_modules/leaflet/dist/images/*.png $(LEAFLET_DIR)/images/
+	cp node_modules/axe-core/axe.min.js tests/vendor/axe.min.js
+	cp node_modules/axe-core/LICENSE tests/vendor/axe-core.LICENSE

@@ -30,6 +30,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     def home() -> Any:
         return render_template("clinic/home.html")
 
+    @app.get("/for-websites")
+    def for_websites() -> Any:
+        """The snippet another website pastes to show the finder (see referral/embed.py)."""
+        return render_template("clinic/embed.html")
+
     @app.get("/about")
     def about() -> Any:
         return redirect(url_for("referral.index"))

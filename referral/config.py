@@ -128,6 +128,25 @@ SETTINGS: dict[str, Setting] = {
         "naming the listing a signed-in host user manages. Default: the practitioner whose "
         "`user_id` is the user's `get_id()`.",
     ),
+    "EMBED_ORIGINS": Setting(
+        [],
+        "Origins (`https://clinic.example`) whose pages may show the plugin in an iframe "
+        "(`{prefix}/embed/`, `embed.js`); sent as CSP `frame-ancestors`. Empty: the plugin's "
+        "own origin only. A list, or one string separated by spaces or commas.",
+    ),
+    "THEME": Setting(
+        {},
+        "CSS custom properties set from config, e.g. `{'accent': '#6b2d5c', 'radius': '4px'}`; "
+        "keys and patterns in `referral/theme.py` (colours as `#rrggbb`). Checked at start-up.",
+    ),
+    "MAP_TILE_URL": Setting(
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        "Leaflet tile URL template of the results map (`{z}`, `{x}`, `{y}`; `{s}` allowed).",
+    ),
+    "MAP_ATTRIBUTION": Setting(
+        '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+        "Attribution (HTML) the map shows for its tiles; the tile provider's terms require it.",
+    ),
 }
 
 

@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral import config as cfg
-from referral import db
+from referral import db, embed, theme
 from referral.auth import init_login
 from referral.geo.geocode import provider_class
 
@@ -33,6 +33,7 @@ class Referral:
             raise ValueError("REFERRAL_DISTANCE_UNIT must be 'km' or 'mi'.")
         if app.config["REFERRAL_GEOCODER"]:
             provider_class(app.config["REFERRAL_GEOCODER"])  # a typo fails at start-up
+        _check_embedding(app.config)
 
         engine = self._engine_arg
         if engine is None:
@@ -57,6 +58,15 @@ class Referral:
     def session(self) -> Session:
         """The session of the current app context."""
         return db.get_session()
+
+
+def _check_embedding(config: dict) -> None:
+    """Normalise the settings that reach headers, styles and scripts, refusing bad ones."""
+    config["REFERRAL_EMBED_ORIGINS"] = embed.parse_origins(config["REFERRAL_EMBED_ORIGINS"])
+    config["REFERRAL_THEME"] = theme.check(config["REFERRAL_THEME"])
+    tiles = str(config["REFERRAL_MAP_TILE_URL"])
+    if not all(part in tiles for part in ("{z}", "{x}", "{y}")):
+        raise ValueError("REFERRAL_MAP_TILE_URL must contain {z}, {x} and {y}.")
 
 
 class _State:

@@ -109,3 +109,8 @@ def test_pages_are_mobile_ready(client):
     html = client.get(f"{PREFIX}/").get_data(as_text=True)
     assert 'name="viewport"' in html
     assert client.get(f"{PREFIX}/static/referral.css").status_code == 200
+
+
+def test_practitioner_address_has_no_stray_comma(client, listed):
+    html = client.get(f"{PREFIX}/practitioners/{listed['near'].id}").get_data(as_text=True)
+    assert "<li>Nina Near suburb " in html and ", Nina Near suburb" not in html

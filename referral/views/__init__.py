@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, current_app
 
+from referral import embed, theme
 from referral.geo.distance import to_unit
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -28,14 +29,21 @@ def make_blueprint() -> Blueprint:
 
     public.register(bp)
     api.register(bp)
+    embed.register(bp)  # last: it copies the embeddable pages' rules
+    bp.context_processor(embed.template_context)
     return bp
 
 
 def _template_context() -> dict[str, Any]:
     config = current_app.config
     return {
-        "referral_base_template": config["REFERRAL_BASE_TEMPLATE"],
+        "referral_base_template": embed.base_template(),
         "referral_site_name": config["REFERRAL_SITE_NAME"],
+        "referral_theme_style": theme.style_block(config["REFERRAL_THEME"]),
+        "referral_map": {
+            "tiles": config["REFERRAL_MAP_TILE_URL"],
+            "attribution": config["REFERRAL_MAP_ATTRIBUTION"],
+        },
     }
 
 

@@ -6,7 +6,6 @@ drive a real browser against the app served on 127.0.0.1.
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -15,8 +14,6 @@ import pytest
 from werkzeug.serving import make_server
 
 pytestmark = pytest.mark.browser
-playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PREFIX = "/find-a-therapist"
 
 
@@ -29,19 +26,6 @@ def live_url(app, add_practitioner) -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--host-resolver-rules=MAP clinic.test 127.0.0.1"],
-        )
-        yield browser
-        browser.close()
 
 
 def test_use_my_location_fills_coordinates_and_searches(browser, live_url):
