@@ -24,9 +24,11 @@ def make_blueprint() -> Blueprint:
     bp.context_processor(_template_context)
     bp.add_app_template_filter(format_distance, "distance")
 
-    from referral.views import public
+    from referral.views import inbox, public, referrals
 
     public.register(bp)
+    referrals.register(bp)
+    inbox.register(bp)
     return bp
 
 
