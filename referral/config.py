@@ -102,8 +102,8 @@ SETTINGS: dict[str, Setting] = {
         "`REFERRAL_CONSENT_TEXT` changes.",
     ),
     "CONSENT_TEXT": Setting(
-        "I agree that the practitioner may receive my details and contact me about this "
-        "request, and that they are stored until the request is answered and then purged.",
+        "I agree that this practitioner may receive the details I give here, including "
+        "about my health, and may contact me about this request.",
         "Consent wording beside the referral form's consent checkbox.",
     ),
     "CANCEL_LINK_MAX_AGE_DAYS": Setting(

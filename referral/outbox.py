@@ -163,6 +163,9 @@ class SMTPMailer:
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = config
         self._smtp: smtplib.SMTP | None = None
+        #: why the server could not be reached: the rest of the pass fails fast with it
+        #: instead of waiting ``REFERRAL_SMTP_TIMEOUT`` again for every message
+        self._unreachable: Exception | None = None
 
     def _connect(self) -> smtplib.SMTP:
         c = self.config
@@ -181,8 +184,14 @@ class SMTPMailer:
         return smtp
 
     def send(self, email: EmailMessage) -> None:
+        if self._unreachable is not None:
+            raise self._unreachable
         if self._smtp is None:
-            self._smtp = self._connect()
+            try:
+                self._smtp = self._connect()
+            except (OSError, smtplib.SMTPException) as exc:
+                self._unreachable = exc
+                raise
         try:
             self._smtp.send_message(email)
         except Exception:
@@ -267,9 +276,14 @@ def run_worker(
     """Call ``deliver`` every ``interval`` seconds (``passes`` times, or until stopped)."""
     done = 0
     while passes is None or done < passes:
-        report = deliver()
-        if report.sent or report.failed:
-            echo(f"sent {report.sent}, failed {report.failed}, given up {report.given_up}")
+        try:
+            report = deliver()
+        except Exception as exc:  # e.g. the database restarting: a worker keeps going
+            log.exception("outbox pass failed")
+            echo(f"pass failed: {type(exc).__name__}: {exc}")
+        else:
+            if report.sent or report.failed:
+                echo(f"sent {report.sent}, failed {report.failed}, given up {report.given_up}")
         done += 1
         if passes is None or done < passes:
             time.sleep(interval)

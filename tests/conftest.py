@@ -179,6 +179,8 @@ class ReceivedMail:
     mail_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    #: whether it came over TLS (STARTTLS or SMTPS)
+    tls: bool = False
 
     @property
     def text(self) -> str:
@@ -212,6 +214,7 @@ class SMTPServer:
             envelope.mail_from,
             list(envelope.rcpt_tos),
             message_from_bytes(envelope.content, policy=policy.default),
+            tls=server.transport.get_extra_info("ssl_object") is not None,
         )
         with self.lock:
             self.received.append(mail)

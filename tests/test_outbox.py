@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import trustme
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -152,6 +154,58 @@ def test_postgres_claims_skip_rows_another_worker_holds(app, smtp_server):
         assert outbox.claim(c, app.config, limit=10, now=now) == sorted(held)
 
 
+@pytest.fixture
+def tls_context(tmp_path, monkeypatch) -> ssl.SSLContext:
+    """A server certificate for 127.0.0.1 from a throwaway CA the client is told to trust."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))  # read by ssl.create_default_context()
+    return context
+
+
+def test_starttls(make_app, session, tls_context):
+    handler = SMTPServer("127.0.0.1", 0)
+    controller = _EphemeralController(
+        handler, hostname="127.0.0.1", port=0, tls_context=tls_context, require_starttls=True
+    )
+    controller.start()
+    try:
+        plain = make_app(REFERRAL_SMTP_PORT=controller.port)
+        [message] = queue(session)
+        assert outbox.deliver_due(session, plain.config).failed == 1
+        session.refresh(message)
+        assert "STARTTLS" in message.last_error
+        secure = make_app(REFERRAL_SMTP_PORT=controller.port, REFERRAL_SMTP_USE_TLS=True)
+        report = outbox.deliver_due(session, secure.config, now=utcnow() + timedelta(hours=1))
+        assert report.sent == 1
+        [mail] = handler.received
+        assert mail.tls and mail.rcpt_tos == ["person0@example.com"]
+    finally:
+        controller.stop()
+
+
+def test_smtps(make_app, session, tls_context):
+    handler = SMTPServer("127.0.0.1", 0)
+    controller = _EphemeralController(
+        handler, hostname="127.0.0.1", port=0, ssl_context=tls_context
+    )
+    controller.start()
+    try:
+        app = make_app(REFERRAL_SMTP_PORT=controller.port, REFERRAL_SMTP_USE_SSL=True)
+        queue(session)
+        assert outbox.deliver_due(session, app.config).sent == 1
+        assert handler.received[0].tls
+        plain = make_app(REFERRAL_SMTP_PORT=controller.port, REFERRAL_SMTP_TIMEOUT=2)
+        queue(session)
+        assert outbox.deliver_due(session, plain.config).failed == 1
+        assert len(handler.received) == 1
+    finally:
+        controller.stop()
+
+
 def test_smtp_login(make_app, session):
     logins = []
 
@@ -277,3 +331,29 @@ def test_delivery_after_commit_can_be_turned_off(make_app, session, smtp_server)
     queue(session)
     assert outbox.deliver_after_commit(session, app.config, "any") is None
     assert smtp_server.received == []
+
+
+def test_unreachable_server_is_tried_once_per_pass(make_app, session, closed_port):
+    app = make_app(REFERRAL_SMTP_PORT=closed_port)
+    queue(session, 3)
+    report = outbox.deliver_due(session, app.config)
+    assert report.failed == 3
+    rows = session.scalars(select(OutboxMessage)).all()
+    assert all(m.attempts == 1 and "ConnectionRefusedError" in m.last_error for m in rows)
+
+
+def test_worker_survives_a_failing_pass():
+    calls = []
+
+    def deliver() -> outbox.DeliveryReport:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database restarting")
+        return outbox.DeliveryReport(sent=2)
+
+    said: list[str] = []
+    assert outbox.run_worker(deliver, interval=0, passes=2, echo=said.append) == 2
+    assert said == [
+        "pass failed: RuntimeError: database restarting",
+        "sent 2, failed 0, given up 0",
+    ]

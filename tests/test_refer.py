@@ -65,7 +65,7 @@ def test_listing_shows_the_form_with_fixed_field_names(client, nina):
     assert 'name="csrf_token"' in html and 'name="idempotency_key"' in html
     assert 'name="website"' in html  # the honeypot
     assert 'value="low-back-pain"' in html and "Low back pain" in html
-    assert "I agree that the practitioner may receive my details" in html
+    assert "I agree that this practitioner may receive the details I give here" in html
 
 
 def test_submission_saves_referral_sends_mail_and_says_what_happens_next(
