@@ -254,6 +254,7 @@ def test_practitioner_refers_to_another_and_follows_the_status(
         f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(otto_client, nina.id)
     )
     assert response.status_code == 200
+    assert "your sent referrals" in response.get_data(as_text=True)
     referral = session.scalars(select(ReferralRequest)).one()
     assert referral.referrer_id == people["otto"].id
     assert sorted(r for m in smtp_server.received for r in m.rcpt_tos) == [
@@ -262,6 +263,7 @@ def test_practitioner_refers_to_another_and_follows_the_status(
         "pat@example.com",
     ]
     assert "from Otto Other" in smtp_server.to("nina@clinic.example")[0].text
+    assert "Otto Other has referred you to Nina Near" in smtp_server.to("pat@example.com")[0].text
     sent = otto_client.get(f"{PREFIX}/inbox/sent").get_data(as_text=True)
     assert "Nina Near" in sent and ">sent<" in sent
     smtp_server.received.clear()
@@ -294,3 +296,29 @@ def test_practitioner_cannot_refer_to_themselves(login_client, session, people):
     assert response.status_code == 400
     assert "cannot refer a patient to yourself" in response.get_data(as_text=True)
     assert session.scalars(select(OutboxMessage)).first() is None
+
+
+def test_no_queued_message_holds_health_details(login_client, session, people, smtp_server):
+    """Every outbox row of a full referral life: refer, view, decline with a reason."""
+    otto_client = login_client(people["otto_user"])
+    nina = people["nina"]
+    otto_client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(otto_client, nina.id)
+    )
+    referral = session.scalars(select(ReferralRequest)).one()
+    nina_client = login_client(people["nina_user"])
+    token = csrf(nina_client, f"{PREFIX}/inbox/{referral.id}")
+    nina_client.post(
+        f"{PREFIX}/inbox/{referral.id}/decline",
+        data={"csrf_token": token, "reason": "Sciatica is outside my scope"},
+    )
+    session.expire_all()
+    rows = session.scalars(select(OutboxMessage)).all()
+    assert len(rows) == 6  # nina, patient, otto; otto (viewed); patient, otto (declined)
+    for row in rows:
+        whole = " ".join([row.subject, row.body_text, row.body_html or ""])
+        for secret in (SECRET_MESSAGE, "Low back pain", "low-back-pain", "Sciatica", "+61412"):
+            assert secret not in whole, (row.recipient, secret)
+        if row.recipient != "pat@example.com":
+            assert "Pat Patient" not in whole and "pat@example.com" not in whole
+    assert len(smtp_server.received) == 6

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -10,7 +12,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
 from referral.errors import InvalidInput
-from referral.models import OutboxMessage, ReferralEvent, ReferralRequest, utcnow
+from referral.models import OutboxMessage, Practitioner, ReferralEvent, ReferralRequest, utcnow
 from referral.referrals import (
     CANCEL_SALT,
     TRANSITIONS,
@@ -191,3 +193,23 @@ def test_purge_command(ctx, runner, session, nina):
     assert refused.exit_code == 2
     asked = runner.invoke(args=["referral", "purge", "--older-than", "30"], input="n\n")
     assert asked.exit_code == 1 and "Aborted" in asked.output
+
+
+def test_racing_double_submit_makes_one_referral(app, nina):
+    """Two requests with one key at the same moment: the unique key decides, both get it."""
+    maker = app.extensions["referral"].sessionmaker
+    barrier = threading.Barrier(4)
+
+    def submit(_: int) -> str:
+        with app.test_request_context("/"), maker() as own:
+            practitioner = own.get(Practitioner, nina.id)
+            barrier.wait()
+            referral, _created = create_referral(own, practitioner, data(idempotency_key="same"))
+            return referral.id
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        ids = list(pool.map(submit, range(4)))
+    assert len(set(ids)) == 1
+    with maker() as check:
+        assert check.scalar(select(func.count()).select_from(ReferralRequest)) == 1
+        assert check.scalar(select(func.count()).select_from(OutboxMessage)) == 2
