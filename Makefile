@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
+MAIL_PORT ?= 8025
 EXTRAS ?= test,postgres,postcodes,demo,server,bench
 # PostgreSQL for the second test run; `make test` skips it, saying so, when unreachable.
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/referral_test
@@ -18,10 +19,20 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 
 install: $(BIN)/.installed
 
+# Emails go to a local SMTP server that prints them (aiosmtpd, port MAIL_PORT), unless
+# FLASK_REFERRAL_SMTP_* variables in the environment point elsewhere.
 demo: install
 	$(BIN)/flask --app wsgi referral upgrade
 	$(BIN)/flask --app wsgi referral demo
-	$(BIN)/flask --app wsgi run --port $(PORT)
+	@if env | grep -q '^FLASK_REFERRAL_SMTP_'; then \
+	  echo "== mail goes to the SMTP server set in FLASK_REFERRAL_SMTP_*"; \
+	  exec $(BIN)/flask --app wsgi run --port $(PORT); \
+	fi; \
+	echo "== emails are printed here by a local SMTP server on 127.0.0.1:$(MAIL_PORT)"; \
+	$(BIN)/python -m aiosmtpd -n -l 127.0.0.1:$(MAIL_PORT) & mail=$$!; \
+	trap 'kill $$mail 2>/dev/null' EXIT INT TERM; \
+	FLASK_REFERRAL_SMTP_HOST=127.0.0.1 FLASK_REFERRAL_SMTP_PORT=$(MAIL_PORT) \
+	  $(BIN)/flask --app wsgi run --port $(PORT)
 
 serve: install
 	$(BIN)/flask --app wsgi run --port $(PORT)

@@ -1,7 +1,8 @@
-"""``flask referral ...``: schema, postcodes, demo data."""
+"""``flask referral ...``: schema, postcodes, demo data, outbox delivery, purging."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -9,7 +10,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
-from referral import migrate
+from referral import migrate, outbox, referrals
 from referral.db import get_engine, get_session
 from referral.geo import postcodes
 from referral.models import Postcode
@@ -82,3 +83,47 @@ def demo_command(practitioners: int, seed: int) -> None:
         click.echo(f"Loaded {count} Australian postcodes.")
     created = seed_demo(session, practitioners=practitioners, seed=seed)
     click.echo(f"Demo directory: {created} practitioners added.")
+
+
+@referral_cli.command("send-outbox")
+@click.option("--loop", is_flag=True, help="Keep running as a worker, every --interval seconds.")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
+@click.option("--limit", type=int, default=None, help="Messages per pass (default from config).")
+@click.option("--passes", type=int, default=None, hidden=True)
+@with_appcontext
+def send_outbox_command(loop: bool, interval: float, limit: int | None, passes: int | None) -> None:
+    """Deliver due outbox messages (emails, webhooks) once, or keep doing it with --loop."""
+    session = get_session()
+    config = current_app.config
+
+    def deliver() -> outbox.DeliveryReport:
+        return outbox.deliver_due(session, config, limit=limit)
+
+    if not loop:
+        report = deliver()
+        click.echo(f"sent {report.sent}, failed {report.failed}, given up {report.given_up}")
+        return
+    click.echo(f"Delivering the outbox every {interval:g}s; Ctrl+C stops.")
+    try:
+        outbox.run_worker(deliver, interval=interval, passes=passes, echo=click.echo)
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
+
+
+@referral_cli.command("purge")
+@click.option(
+    "--older-than",
+    "days",
+    type=click.IntRange(min=1),
+    required=True,
+    help="Delete referrals not changed for this many days.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def purge_command(days: int, yes: bool) -> None:
+    """Delete old referrals with their events and messages (health data is kept no longer
+    than needed)."""
+    if not yes:
+        click.confirm(f"Delete referrals not changed for {days} days?", abort=True)
+    count = referrals.purge(get_session(), timedelta(days=days))
+    click.echo(f"Purged {count} referrals older than {days} days.")

@@ -147,6 +147,56 @@ SETTINGS: dict[str, Setting] = {
         '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
         "Attribution (HTML) the map shows for its tiles; the tile provider's terms require it.",
     ),
+    "PHONE_REGION": Setting(
+        "AU", "Region (ISO code) for phone numbers written without a `+` country code."
+    ),
+    "MESSAGE_MAX_LENGTH": Setting(2000, "Most characters a referral message may have."),
+    "CONSENT_VERSION": Setting(
+        "2026-11",
+        "Version of the consent wording; stored with each referral. Change it whenever "
+        "`REFERRAL_CONSENT_TEXT` changes.",
+    ),
+    "CONSENT_TEXT": Setting(
+        "I agree that this practitioner may receive the details I give here, including "
+        "about my health, and may contact me about this request.",
+        "Consent wording beside the referral form's consent checkbox.",
+    ),
+    "CANCEL_LINK_MAX_AGE_DAYS": Setting(
+        90, "How long the cancel link in a patient's acknowledgement email stays valid."
+    ),
+    "MAIL_FROM": Setting(
+        "referrals@localhost", "Sender address of every email (`Name <addr>` allowed)."
+    ),
+    "SMTP_HOST": Setting("127.0.0.1", "SMTP server that delivers the outbox."),
+    "SMTP_PORT": Setting(25, "SMTP port (587 with STARTTLS, 465 with SSL)."),
+    "SMTP_USE_TLS": Setting(False, "Upgrade the SMTP connection with STARTTLS."),
+    "SMTP_USE_SSL": Setting(False, "Connect with implicit TLS (SMTPS, usually port 465)."),
+    "SMTP_USERNAME": Setting(None, "SMTP login name; no login when unset."),
+    "SMTP_PASSWORD": Setting(None, "SMTP password."),
+    "SMTP_TIMEOUT": Setting(10.0, "Seconds to wait for the SMTP server before a retry."),
+    "SEND_AFTER_COMMIT": Setting(
+        True,
+        "Try delivering a change's messages right after its commit, in the request. "
+        "Turn off when a `flask referral send-outbox --loop` worker does all sending.",
+    ),
+    "OUTBOX_MAX_ATTEMPTS": Setting(
+        8, "Attempts before an outbox message is given up (it stays, with its last error)."
+    ),
+    "OUTBOX_BACKOFF_SECONDS": Setting(
+        60.0, "Wait before the first retry; doubled for each further attempt (at most a day)."
+    ),
+    "OUTBOX_BATCH_SIZE": Setting(100, "Messages one `send-outbox` pass claims at most."),
+    "WEBHOOK_URL": Setting(
+        None,
+        "When set, referral events are POSTed here as JSON (ids and status only, no health "
+        "details) through the outbox, with retries.",
+    ),
+    "WEBHOOK_SECRET": Setting(
+        None,
+        "Key for the webhook's `X-Referral-Signature: sha256=<HMAC-SHA256 of the body>` "
+        "header; unsigned when unset.",
+    ),
+    "WEBHOOK_TIMEOUT": Setting(10.0, "Seconds to wait for the webhook endpoint."),
 }
 
 

@@ -25,7 +25,7 @@ from werkzeug.wrappers import Response
 
 #: endpoints (without the blueprint name) that also render inside an iframe; a patient-facing
 #: page added later (e.g. a referral form on its own URL) joins by being named here
-EMBEDDABLE = ("index", "practitioner")
+EMBEDDABLE = ("index", "practitioner", "refer")
 #: the URL argument that marks an embed rule: ``{prefix}/<any(embed):_embed>/...``
 ARG = "_embed"
 EMBED_BASE_TEMPLATE = "referral/embed_base.html"

@@ -1,4 +1,5 @@
-"""Fixtures: ``app``, ``client``, ``runner``, ``session`` and data builders.
+"""Fixtures: ``app``, ``client``, ``runner``, ``session``, data builders, and a real SMTP
+server (``smtp_server``, aiosmtpd on 127.0.0.1) with ``closed_port`` for a server that is down.
 
 The database is real: a SQLite file per test (copied from one migrated template), or
 PostgreSQL + PostGIS when ``REFERRAL_TEST_DATABASE_URL`` is set (migrated once, tables
@@ -9,12 +10,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from flask import Flask
+from flask_login import FlaskLoginClient
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
@@ -22,7 +30,7 @@ from referral import migrate
 from referral.config import DEFAULT_CONDITIONS, DEFAULT_FUNDS, DEFAULT_MODALITIES
 from referral.db import make_engine
 from referral.geo import postcodes
-from referral.models import Base, Condition, Location, Modality, Practitioner
+from referral.models import Base, Condition, Location, Modality, Practitioner, User
 from wsgi import create_app
 
 DATA = Path(__file__).parent / "data"
@@ -126,6 +134,15 @@ def session(app: Flask) -> Iterator[Session]:
 
 
 @pytest.fixture
+def unbound_session(app: Flask) -> Iterator[Session]:
+    """A session on the app's engine with no app context held open, so each test request
+    gets its own app context and ``g`` (signed-in user, CSRF token), as in production.
+    Override ``session`` with it in modules that sign in or use several clients."""
+    with Session(app.extensions["referral"].engine, expire_on_commit=False) as session:
+        yield session
+
+
+@pytest.fixture
 def add_practitioner(session: Session) -> Callable[..., Practitioner]:
     """Create a practitioner with one location per ``(lat, lon)`` and commit."""
 
@@ -153,5 +170,114 @@ def add_practitioner(session: Session) -> Callable[..., Practitioner]:
         session.add(practitioner)
         session.commit()
         return practitioner
+
+    return build
+
+
+@dataclass
+class ReceivedMail:
+    """One message as the SMTP server got it: envelope and parsed content."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+    #: whether it came over TLS (STARTTLS or SMTPS)
+    tls: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.message.get_body(("plain",)).get_content()
+
+    @property
+    def html(self) -> str | None:
+        part = self.message.get_body(("html",))
+        return part.get_content() if part is not None else None
+
+
+@dataclass
+class SMTPServer:
+    host: str
+    port: int
+    received: list[ReceivedMail] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    #: recipients answered with "550 no such user"
+    refuse: set[str] = field(default_factory=set)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        mail = ReceivedMail(
+            envelope.mail_from,
+            list(envelope.rcpt_tos),
+            message_from_bytes(envelope.content, policy=policy.default),
+            tls=server.transport.get_extra_info("ssl_object") is not None,
+        )
+        with self.lock:
+            self.received.append(mail)
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list[ReceivedMail]:
+        return [m for m in self.received if address in m.rcpt_tos]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"REFERRAL_SMTP_HOST": self.host, "REFERRAL_SMTP_PORT": self.port}
+
+
+class _EphemeralController(Controller):
+    """aiosmtpd's Controller on port 0: learn the port the OS gave before the self-check."""
+
+    def _trigger_server(self) -> None:
+        if self.port == 0:
+            self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPServer]:
+    """A real SMTP server on 127.0.0.1 collecting what it receives."""
+    server = SMTPServer("127.0.0.1", 0)
+    controller = _EphemeralController(server, hostname="127.0.0.1", port=0)
+    controller.start()
+    server.port = controller.port
+    yield server
+    controller.stop()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens: an SMTP server that is down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def add_account(session: Session) -> Callable[..., User]:
+    """Create a ``User`` (optionally an admin) and commit; link a practitioner with
+    ``practitioner.user_id = user.id``."""
+
+    def build(email: str, *, admin: bool = False) -> User:
+        user = User(email=email, is_admin=admin)
+        session.add(user)
+        session.commit()
+        return user
+
+    return build
+
+
+@pytest.fixture
+def login_client(app: Flask) -> Callable[[User | None], Any]:
+    """A test client signed in as ``user`` through Flask-Login's own session path."""
+    app.test_client_class = FlaskLoginClient
+
+    def build(user: User | None) -> Any:
+        return app.test_client(user=user) if user is not None else app.test_client()
 
     return build

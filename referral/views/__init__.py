@@ -25,9 +25,11 @@ def make_blueprint() -> Blueprint:
     bp.context_processor(_template_context)
     bp.add_app_template_filter(format_distance, "distance")
 
-    from referral.views import api, public
+    from referral.views import api, inbox, public, referrals
 
     public.register(bp)
+    referrals.register(bp)
+    inbox.register(bp)
     api.register(bp)
     embed.register(bp)  # last: it copies the embeddable pages' rules
     bp.context_processor(embed.template_context)

@@ -1,0 +1,181 @@
+"""Who is told what when a referral is created or changes status.
+
+Every email here is queued in the outbox inside the caller's transaction. None carries
+health details: no condition, no message, no patient details to anyone but the patient;
+the practitioner gets a link to the inbox, where signing in is needed to read.
+Texts are templates (``referral/email/*.txt``) a host can override; the HTML part is the
+same text in ``referral/email/layout.html``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import current_app, render_template, url_for
+from markupsafe import Markup, escape
+from sqlalchemy.orm import Session
+
+from referral.mail import queue_email
+from referral.models import OutboxMessage, Practitioner, ReferralRequest
+from referral.outbox import queue_webhook
+
+URL = re.compile(r"https?://[^\s<>\"]+")
+#: statuses the patient hears about by email (cancelling is their own act)
+PATIENT_HEARS = frozenset({"accepted", "declined"})
+#: statuses a referring practitioner hears about
+REFERRER_HEARS = frozenset({"viewed", "accepted", "declined", "cancelled", "completed"})
+
+
+def practitioner_email(practitioner: Practitioner | None) -> str | None:
+    """Where a practitioner's notices go: the listing's address, else the account's."""
+    if practitioner is None:
+        return None
+    if practitioner.email:
+        return practitioner.email
+    return practitioner.user.email if practitioner.user else None
+
+
+def referral_created(session: Session, referral: ReferralRequest) -> list[OutboxMessage]:
+    """Queue the practitioner's notice, the patient's acknowledgement (with a cancel
+    link), the referrer's copy and the webhook."""
+    from referral.referrals import cancel_token
+
+    queued: list[OutboxMessage] = []
+    site = current_app.config["REFERRAL_SITE_NAME"]
+    context = _context(referral)
+    to = practitioner_email(referral.practitioner)
+    if to:
+        queued.append(
+            _queue(session, referral, to, f"New referral request · {site}", "new_referral", context)
+        )
+    cancel_url = url_for("referral.cancel", token=cancel_token(referral), _external=True)
+    queued.append(
+        _queue(
+            session,
+            referral,
+            referral.email,
+            f"We have received your request · {site}",
+            "acknowledgement",
+            {**context, "cancel_url": cancel_url},
+        )
+    )
+    referrer_to = practitioner_email(referral.referrer)
+    if referrer_to:
+        queued.append(
+            _queue(
+                session,
+                referral,
+                referrer_to,
+                f"Your referral was sent · {site}",
+                "referrer_sent",
+                context,
+            )
+        )
+    _webhook(session, referral, "referral.created", {})
+    return queued
+
+
+def status_changed(
+    session: Session, referral: ReferralRequest, old: str, new: str
+) -> list[OutboxMessage]:
+    """Queue the status-update emails and the webhook for one status change."""
+    queued: list[OutboxMessage] = []
+    site = current_app.config["REFERRAL_SITE_NAME"]
+    context = {**_context(referral), "old_status": old, "new_status": new}
+    if new in PATIENT_HEARS:
+        queued.append(
+            _queue(
+                session,
+                referral,
+                referral.email,
+                f"An answer to your request · {site}",
+                f"patient_{new}",
+                context,
+            )
+        )
+    if new == "cancelled":
+        to = practitioner_email(referral.practitioner)
+        if to:
+            queued.append(
+                _queue(
+                    session,
+                    referral,
+                    to,
+                    f"A referral was cancelled · {site}",
+                    "practitioner_cancelled",
+                    context,
+                )
+            )
+    referrer_to = practitioner_email(referral.referrer)
+    if referrer_to and new in REFERRER_HEARS:
+        queued.append(
+            _queue(
+                session,
+                referral,
+                referrer_to,
+                f"Your referral is now {new} · {site}",
+                "referrer_status",
+                context,
+            )
+        )
+    _webhook(session, referral, "referral.status_changed", {"old_status": old})
+    return queued
+
+
+def _context(referral: ReferralRequest) -> dict[str, Any]:
+    return {
+        "site_name": current_app.config["REFERRAL_SITE_NAME"],
+        "referral": referral,
+        "reference": referral.id[:8],
+        "practitioner_name": referral.practitioner.name,
+        "referrer_name": referral.referrer.name if referral.referrer else None,
+        "inbox_url": url_for("referral.inbox", _external=True),
+        "sent_url": url_for("referral.sent_referrals", _external=True),
+        "search_url": url_for("referral.index", _external=True),
+    }
+
+
+def _queue(
+    session: Session,
+    referral: ReferralRequest,
+    to: str,
+    subject: str,
+    template: str,
+    context: dict[str, Any],
+) -> OutboxMessage:
+    text = render_template(f"referral/email/{template}.txt", **context).strip() + "\n"
+    html = render_template(
+        "referral/email/layout.html", subject=subject, paragraphs=html_paragraphs(text), **context
+    )
+    return queue_email(
+        session, to=to, subject=subject, text=text, html=html, referral_id=referral.id
+    )
+
+
+def html_paragraphs(text: str) -> list[Markup]:
+    """The plain text as escaped HTML paragraphs, with its links made clickable."""
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        escaped = str(escape(block))
+        linked = URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped)
+        paragraphs.append(Markup(linked.replace("\n", "<br>\n")))
+    return paragraphs
+
+
+def _webhook(session: Session, referral: ReferralRequest, event: str, extra: dict) -> None:
+    """Ids and status only: a webhook receiver is outside the privacy boundary."""
+    queue_webhook(
+        session,
+        current_app.config,
+        event,
+        {
+            "referral_id": referral.id,
+            "practitioner_id": referral.practitioner_id,
+            "referrer_id": referral.referrer_id,
+            "status": referral.status,
+            "occurred_at": referral.updated_at.isoformat() + "Z",
+            **extra,
+        },
+        referral_id=referral.id,
+    )

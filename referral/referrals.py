@@ -1,0 +1,303 @@
+"""The referral lifecycle: creating a request, who may read it, which status may follow
+which, the audit trail, the patient's cancel link, and purging old requests.
+
+Views and CLI commands call these plain functions; the decisions live here so the tests
+can check them directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from referral import notifications
+from referral.errors import InvalidInput
+from referral.models import (
+    OutboxMessage,
+    Practitioner,
+    ReferralEvent,
+    ReferralRequest,
+    new_token,
+    utcnow,
+)
+
+#: status -> the statuses that may follow it. Declined, cancelled and completed are final.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "sent": frozenset({"viewed", "accepted", "declined", "cancelled"}),
+    "viewed": frozenset({"accepted", "declined", "cancelled"}),
+    "accepted": frozenset({"completed", "cancelled"}),
+    "declined": frozenset(),
+    "cancelled": frozenset(),
+    "completed": frozenset(),
+}
+STATUSES = tuple(TRANSITIONS)
+#: moves the recipient practitioner makes; the patient only cancels
+PRACTITIONER_MOVES = frozenset({"viewed", "accepted", "declined", "completed"})
+PATIENT_MOVES = frozenset({"cancelled"})
+CANCEL_SALT = "referral-cancel"
+
+
+class IllegalTransition(InvalidInput):
+    """A status change the lifecycle does not allow (409: the referral moved on)."""
+
+    def __init__(self, old: str, new: str) -> None:
+        super().__init__(
+            "illegal_transition", f"A referral that is {old} cannot become {new}.", status=409
+        )
+        self.old = old
+        self.new = new
+
+
+@dataclass
+class ReferralData:
+    """What a referral form (or a host's own form) supplies, already validated."""
+
+    patient_name: str
+    email: str
+    consent_version: str
+    phone: str | None = None
+    postcode: str | None = None
+    condition_id: int | None = None
+    message: str = ""
+    urgency: str = "routine"
+    idempotency_key: str | None = None
+
+
+def practitioner_actor(practitioner: Practitioner) -> str:
+    return f"practitioner:{practitioner.id}"
+
+
+def admin_actor(user: Any) -> str:
+    return f"admin:{getattr(user, 'email', None) or user.get_id()}"
+
+
+PATIENT_ACTOR = "patient"
+
+
+def create_referral(
+    session: Session,
+    practitioner: Practitioner,
+    data: ReferralData,
+    *,
+    referrer: Practitioner | None = None,
+    now: datetime | None = None,
+) -> tuple[ReferralRequest, bool]:
+    """Store a referral with its event and notifications in one commit.
+
+    Returns ``(referral, created)``; a repeated idempotency key returns the first
+    referral and ``created=False`` (a double submit, or a browser resending the form).
+    """
+    if referrer is not None and referrer.id == practitioner.id:
+        raise InvalidInput("self_referral", "You cannot refer a patient to yourself.")
+    if data.idempotency_key:
+        earlier = _by_key(session, data.idempotency_key, practitioner)
+        if earlier is not None:
+            return earlier, False
+    now = now or utcnow()
+    referral = ReferralRequest(
+        id=new_token(),
+        practitioner_id=practitioner.id,
+        referrer_id=referrer.id if referrer else None,
+        patient_name=data.patient_name,
+        email=data.email,
+        phone=data.phone,
+        postcode=data.postcode,
+        condition_id=data.condition_id,
+        message=data.message,
+        urgency=data.urgency,
+        consent_version=data.consent_version,
+        consent_at=now,
+        status="sent",
+        idempotency_key=data.idempotency_key or None,
+        created_at=now,
+        updated_at=now,
+    )
+    referral.practitioner = practitioner
+    referral.referrer = referrer
+    actor = practitioner_actor(referrer) if referrer else PATIENT_ACTOR
+    try:
+        session.add(referral)
+        session.flush()  # the row first: events and outbox rows point at it
+        session.add(ReferralEvent(referral_id=referral.id, actor=actor, action="created"))
+        notifications.referral_created(session, referral)
+        session.commit()
+    except IntegrityError:
+        # a concurrent request with the same idempotency key won the race
+        session.rollback()
+        earlier = data.idempotency_key and _by_key(session, data.idempotency_key, practitioner)
+        if earlier:
+            return earlier, False
+        raise
+    return referral, True
+
+
+def _by_key(session: Session, key: str, practitioner: Practitioner) -> ReferralRequest | None:
+    earlier = session.scalars(
+        select(ReferralRequest).where(ReferralRequest.idempotency_key == key)
+    ).first()
+    if earlier is not None and earlier.practitioner_id != practitioner.id:
+        raise InvalidInput(
+            "form_reused", "This form was already used. Please reload the page and try again."
+        )
+    return earlier
+
+
+def transition(
+    session: Session,
+    referral: ReferralRequest,
+    new_status: str,
+    actor: str,
+    reason: str | None = None,
+) -> str:
+    """Move ``referral`` to ``new_status``, write the event and queue the notifications.
+
+    Raises :class:`IllegalTransition` for a move the lifecycle forbids and
+    :class:`InvalidInput` for a decline without a reason. Returns the old status. The
+    caller commits, then sends ``referral_status_changed``.
+    """
+    old = referral.status
+    if new_status not in TRANSITIONS.get(old, frozenset()):
+        raise IllegalTransition(old, new_status)
+    reason = (reason or "").strip() or None
+    if new_status == "declined":
+        if reason is None:
+            raise InvalidInput("reason_required", "Please give a reason for declining.")
+        referral.decline_reason = reason
+    referral.status = new_status
+    referral.updated_at = utcnow()
+    session.add(
+        ReferralEvent(referral_id=referral.id, actor=actor, action=new_status, detail=reason)
+    )
+    notifications.status_changed(session, referral, old, new_status)
+    return old
+
+
+def record_event(
+    session: Session, referral: ReferralRequest, actor: str, action: str, detail: str | None = None
+) -> ReferralEvent:
+    """Add a trail entry for something that is not a status change (opened, exported)."""
+    event = ReferralEvent(referral_id=referral.id, actor=actor, action=action, detail=detail)
+    session.add(event)
+    return event
+
+
+def can_read(referral: ReferralRequest, practitioner: Practitioner | None, admin: bool) -> bool:
+    """Only the recipient practitioner and admins read a referral: it holds health details."""
+    return admin or (practitioner is not None and referral.practitioner_id == practitioner.id)
+
+
+def can_answer(referral: ReferralRequest, practitioner: Practitioner | None) -> bool:
+    """Only the recipient accepts, declines or completes; an admin reads but does not answer."""
+    return practitioner is not None and referral.practitioner_id == practitioner.id
+
+
+def inbox(session: Session, practitioner: Practitioner) -> dict[str, list[ReferralRequest]]:
+    """The practitioner's referrals grouped by status, newest first within each."""
+    rows = session.scalars(
+        select(ReferralRequest)
+        .where(ReferralRequest.practitioner_id == practitioner.id)
+        .order_by(ReferralRequest.created_at.desc(), ReferralRequest.id)
+    ).all()
+    groups: dict[str, list[ReferralRequest]] = {status: [] for status in STATUSES}
+    for row in rows:
+        groups.setdefault(row.status, []).append(row)
+    return groups
+
+
+def sent_by(session: Session, referrer: Practitioner) -> list[ReferralRequest]:
+    """Referrals this practitioner sent to others, newest first."""
+    return list(
+        session.scalars(
+            select(ReferralRequest)
+            .where(ReferralRequest.referrer_id == referrer.id)
+            .order_by(ReferralRequest.created_at.desc(), ReferralRequest.id)
+        )
+    )
+
+
+def export(referral: ReferralRequest) -> dict[str, Any]:
+    """The referral as a FHIR ServiceRequest-like document, for the recipient's records."""
+    return {
+        "resourceType": "ServiceRequest",
+        "id": referral.id,
+        "status": referral.status,
+        "intent": "order",
+        "priority": referral.urgency,
+        "authoredOn": referral.created_at.isoformat() + "Z",
+        "performer": {"id": referral.practitioner_id, "name": referral.practitioner.name},
+        "requester": (
+            {"id": referral.referrer_id, "name": referral.referrer.name}
+            if referral.referrer
+            else {"patient": referral.patient_name}
+        ),
+        "subject": {
+            "name": referral.patient_name,
+            "email": referral.email,
+            "phone": referral.phone,
+            "postcode": referral.postcode,
+        },
+        "reasonCode": referral.condition.slug if referral.condition else None,
+        "note": referral.message,
+        "consent": {
+            "version": referral.consent_version,
+            "at": referral.consent_at.isoformat() + "Z",
+        },
+        "declineReason": referral.decline_reason,
+        "events": [
+            {
+                "at": e.created_at.isoformat() + "Z",
+                "actor": e.actor,
+                "action": e.action,
+                "detail": e.detail,
+            }
+            for e in referral.events
+        ],
+    }
+
+
+def _cancel_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt=CANCEL_SALT)
+
+
+def cancel_token(referral: ReferralRequest) -> str:
+    """A signed token naming the referral, for the patient's cancel link."""
+    return _cancel_serializer().dumps(referral.id)
+
+
+def referral_id_from_cancel_token(token: str) -> str:
+    """The referral id a cancel token names; a forged token is 404, an old one 410."""
+    max_age = int(current_app.config["REFERRAL_CANCEL_LINK_MAX_AGE_DAYS"]) * 86400
+    try:
+        value = _cancel_serializer().loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise InvalidInput(
+            "link_expired",
+            "This cancel link has expired. Please contact the practitioner directly.",
+            status=410,
+        ) from None
+    except BadSignature:
+        raise InvalidInput("not_found", "This cancel link is not valid.", status=404) from None
+    if not isinstance(value, str):
+        raise InvalidInput("not_found", "This cancel link is not valid.", status=404)
+    return value
+
+
+def purge(session: Session, older_than: timedelta, *, now: datetime | None = None) -> int:
+    """Delete referrals untouched for ``older_than``, with their events and messages."""
+    cutoff = (now or utcnow()) - older_than
+    old = select(ReferralRequest.id).where(ReferralRequest.updated_at < cutoff)
+    ids = list(session.scalars(old))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        session.execute(delete(OutboxMessage).where(OutboxMessage.referral_id.in_(chunk)))
+        session.execute(delete(ReferralEvent).where(ReferralEvent.referral_id.in_(chunk)))
+        session.execute(delete(ReferralRequest).where(ReferralRequest.id.in_(chunk)))
+    session.commit()
+    return len(ids)

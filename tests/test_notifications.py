@@ -1,0 +1,95 @@
+"""Who hears what: recipients, links, escaping, and the webhook's privacy."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from referral.models import OutboxMessage, Practitioner, ReferralRequest
+from referral.notifications import html_paragraphs, practitioner_email
+from referral.referrals import ReferralData, create_referral, transition
+from tests.test_outbox import _Hook
+
+
+@pytest.fixture
+def hook():
+    endpoint = _Hook()
+    yield endpoint
+    endpoint.close()
+
+
+@pytest.fixture
+def app(make_app, smtp_server, hook):
+    return make_app(
+        REFERRAL_WEBHOOK_URL=hook.url, REFERRAL_WEBHOOK_SECRET="s", **smtp_server.config
+    )
+
+
+@pytest.fixture
+def ctx(app):
+    with app.test_request_context("/"):
+        yield
+
+
+def test_practitioner_email_falls_back_to_the_account(session, add_practitioner, add_account):
+    user = add_account("login@example.com")
+    with_listing_email = add_practitioner("A", (-33.8, 151.2), email="listing@example.com")
+    account_only = add_practitioner("B", (-33.8, 151.2), user_id=user.id)
+    nothing = add_practitioner("C", (-33.8, 151.2))
+    assert practitioner_email(with_listing_email) == "listing@example.com"
+    assert practitioner_email(account_only) == "login@example.com"
+    assert practitioner_email(nothing) is None and practitioner_email(None) is None
+
+
+def test_html_part_escapes_and_links():
+    [first, second] = html_paragraphs("Hi <b>Pat</b> & co\n\nGo to https://x.example/a?b=1&c=2")
+    assert first == "Hi &lt;b&gt;Pat&lt;/b&gt; &amp; co"
+    assert 'href="https://x.example/a?b=1&amp;c=2"' in second
+
+
+def test_a_listing_without_any_email_still_gets_the_referral(ctx, session, add_practitioner):
+    silent = add_practitioner("Sam Silent", (-33.8, 151.2))
+    data = ReferralData(patient_name="Pat", email="pat@example.com", consent_version="v")
+    referral, _ = create_referral(session, silent, data)
+    kinds = [(m.kind, m.recipient) for m in session.scalars(select(OutboxMessage))]
+    assert ("email", "pat@example.com") in kinds and len(kinds) == 2  # the patient + the webhook
+    assert referral.status == "sent"
+
+
+def test_webhook_carries_ids_and_status_only(ctx, app, session, add_practitioner, hook):
+    from referral.outbox import deliver_due
+
+    nina = add_practitioner("Nina", (-33.8, 151.2), email="nina@example.com")
+    data = ReferralData(
+        patient_name="Pat Secret",
+        email="pat@example.com",
+        phone="+61412345678",
+        consent_version="v",
+        message="Very private message",
+        condition_id=1,
+    )
+    referral, _ = create_referral(session, nina, data)
+    transition(session, referral, "accepted", "practitioner:1")
+    session.commit()
+    deliver_due(session, app.config)
+    assert len(hook.requests) == 2
+    bodies = [json.loads(body) for _, body in hook.requests]
+    assert [b["event"] for b in bodies] == ["referral.created", "referral.status_changed"]
+    assert bodies[1]["old_status"] == "sent" and bodies[1]["status"] == "accepted"
+    for _, raw in hook.requests:
+        text = raw.decode()
+        for secret in ("Pat Secret", "pat@example.com", "Very private", "+6141", "low-back"):
+            assert secret not in text
+        assert set(json.loads(raw)) <= {
+            "event",
+            "referral_id",
+            "practitioner_id",
+            "referrer_id",
+            "status",
+            "old_status",
+            "occurred_at",
+        }
+    assert session.scalars(select(ReferralRequest)).one().id == bodies[0]["referral_id"]
+    assert session.get(Practitioner, bodies[0]["practitioner_id"]).name == "Nina"

@@ -1,0 +1,359 @@
+"""The referral form on a listing, end to end with real CSRF and a real SMTP server."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+
+from referral.models import Condition, OutboxMessage, ReferralEvent, ReferralRequest
+
+PREFIX = "/find-a-therapist"
+SECRET_MESSAGE = "Sharp pain since lifting my grandson, worse at night"
+
+
+@pytest.fixture
+def app(make_app, smtp_server):
+    return make_app(**smtp_server.config)
+
+
+@pytest.fixture
+def session(unbound_session):
+    return unbound_session
+
+
+@pytest.fixture
+def nina(add_practitioner):
+    return add_practitioner(
+        "Nina Near", (-33.87, 151.21), conditions=("low-back-pain",), email="nina@clinic.example"
+    )
+
+
+def hidden_inputs(html: str) -> dict[str, str]:
+    return dict(
+        re.findall(r'<input[^>]*name="(csrf_token|idempotency_key)"[^>]*value="([^"]*)"', html)
+    )
+
+
+def form_for(client, practitioner_id: int, **fields) -> dict[str, str]:
+    html = client.get(f"{PREFIX}/practitioners/{practitioner_id}").get_data(as_text=True)
+    data = {
+        **hidden_inputs(html),
+        "patient_name": "Pat Patient",
+        "email": "pat@example.com",
+        "phone": "0412 345 678",
+        "postcode": "2000",
+        "condition": "low-back-pain",
+        "message": SECRET_MESSAGE,
+        "consent": "y",
+    }
+    data.update(fields)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def count(session, model) -> int:
+    session.expire_all()
+    return session.scalar(select(func.count()).select_from(model))
+
+
+def test_listing_shows_the_form_with_fixed_field_names(client, nina):
+    html = client.get(f"{PREFIX}/practitioners/{nina.id}").get_data(as_text=True)
+    for name in ("patient_name", "email", "phone", "postcode", "condition", "message", "consent"):
+        assert f'name="{name}"' in html, name
+    assert 'name="csrf_token"' in html and 'name="idempotency_key"' in html
+    assert 'name="website"' in html  # the honeypot
+    assert 'value="low-back-pain"' in html and "Low back pain" in html
+    assert "I agree that this practitioner may receive the details I give here" in html
+
+
+def test_submission_saves_referral_sends_mail_and_says_what_happens_next(
+    client, session, nina, smtp_server
+):
+    response = client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(client, nina.id)
+    )
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Your request has been received" in page and "What happens next" in page
+
+    referral = session.scalars(select(ReferralRequest)).one()
+    assert referral.practitioner_id == nina.id and referral.referrer_id is None
+    assert referral.status == "sent"
+    assert referral.email == "pat@example.com"
+    assert referral.phone == "+61412345678"
+    assert referral.condition.slug == "low-back-pain"
+    assert referral.message == SECRET_MESSAGE
+    assert referral.consent_version == "2026-11" and referral.consent_at is not None
+    assert len(referral.id) >= 20
+    assert [e.action for e in referral.events] == ["created"]
+    assert referral.id[:8] in page
+
+    # delivered right after the commit, to the practitioner and to the patient
+    assert sorted(r for m in smtp_server.received for r in m.rcpt_tos) == [
+        "nina@clinic.example",
+        "pat@example.com",
+    ]
+    assert all(m.sent_at for m in session.scalars(select(OutboxMessage)))
+
+
+def test_no_health_details_in_any_email(client, session, nina, smtp_server):
+    client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(client, nina.id))
+    assert len(smtp_server.received) == 2
+    for mail in smtp_server.received:
+        whole = mail.message.as_string()
+        for secret in (SECRET_MESSAGE, "Low back pain", "low-back-pain", "0412", "+61412345678"):
+            assert secret not in whole and secret not in mail.text and secret not in mail.html
+    to_nina = smtp_server.to("nina@clinic.example")[0]
+    assert "Pat Patient" not in to_nina.message.as_string()
+    assert "pat@example.com" not in to_nina.message.as_string()
+    assert f"http://localhost{PREFIX}/inbox" in to_nina.text
+    ack = smtp_server.to("pat@example.com")[0]
+    assert "What happens next" in ack.text and f"{PREFIX}/referrals/cancel/" in ack.text
+
+
+def test_double_submit_makes_one_referral_and_the_same_confirmation(
+    client, session, nina, smtp_server
+):
+    data = form_for(client, nina.id)
+    first = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data)
+    second = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data)
+    assert first.status_code == second.status_code == 200
+    referral = session.scalars(select(ReferralRequest)).one()
+    for response in (first, second):
+        assert referral.id[:8] in response.get_data(as_text=True)
+    assert count(session, OutboxMessage) == 2
+    assert len(smtp_server.received) == 2
+
+
+def test_missing_csrf_token_is_400_and_nothing_saved_or_sent(client, session, nina, smtp_server):
+    data = form_for(client, nina.id)
+    del data["csrf_token"]
+    response = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data)
+    assert response.status_code == 400
+    assert "Nothing was saved" in response.get_data(as_text=True)
+    assert count(session, ReferralRequest) == 0 and count(session, OutboxMessage) == 0
+    assert smtp_server.received == []
+
+
+def test_forged_csrf_token_is_400(client, session, nina):
+    data = form_for(client, nina.id, csrf_token="forged.token.value")
+    assert client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data).status_code == 400
+    assert count(session, ReferralRequest) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("email", "pat@@example", "Please check the email address"),
+        ("phone", "12345", "Please check the phone number"),
+        ("phone", "not a phone", "Please check the phone number"),
+        ("patient_name", "", "Please tell us your name."),
+        ("consent", None, "Please tick the box to agree"),
+        ("condition", "made-up-condition", "Not a valid choice"),
+    ],
+)
+def test_invalid_input_shows_the_form_again_with_errors_and_input_kept(
+    client, session, nina, smtp_server, field, value, error
+):
+    data = form_for(client, nina.id, **{field: value})
+    response = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data)
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert error in html
+    assert "Please check the highlighted fields" in html
+    assert 'value="Pat Patient"' in html or field == "patient_name"
+    assert SECRET_MESSAGE in html  # the message is kept
+    if field == "phone":
+        assert f'value="{value}"' in html  # the wrong number is shown for correcting
+    else:
+        assert 'value="+61412345678"' in html  # checked and written in full
+    assert count(session, ReferralRequest) == 0 and count(session, OutboxMessage) == 0
+    assert smtp_server.received == []
+
+
+def test_oversized_message_gets_a_clear_error(client, session, nina):
+    data = form_for(client, nina.id, message="x" * 2001)
+    response = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data)
+    assert response.status_code == 400
+    assert "Please keep the message to 2000 characters (it has 2001)." in response.get_data(
+        as_text=True
+    )
+    assert count(session, ReferralRequest) == 0
+
+
+def test_message_limit_is_a_setting(make_app, smtp_server, session, nina):
+    app = make_app(REFERRAL_MESSAGE_MAX_LENGTH=10, **smtp_server.config)
+    client = app.test_client()
+    data = form_for(client, nina.id, message="eleven chars")
+    response = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data)
+    assert "to 10 characters" in response.get_data(as_text=True)
+
+
+def test_phone_region_is_a_setting(make_app, smtp_server, session, nina):
+    app = make_app(REFERRAL_PHONE_REGION="GB", **smtp_server.config)
+    client = app.test_client()
+    data = form_for(client, nina.id, phone="020 7946 0958")
+    assert client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data).status_code == 200
+    assert session.scalars(select(ReferralRequest)).one().phone == "+442079460958"
+
+
+def test_honeypot_looks_accepted_but_nothing_is_saved(client, session, nina, smtp_server):
+    data = form_for(client, nina.id, website="http://spam.example")
+    response = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data)
+    assert response.status_code == 200
+    assert "Your request has been received" in response.get_data(as_text=True)
+    assert count(session, ReferralRequest) == 0 and count(session, OutboxMessage) == 0
+    assert smtp_server.received == []
+
+
+def test_unknown_or_unlisted_practitioner_is_404(client, add_practitioner, session):
+    hidden = add_practitioner("Pat Pending", (-33.8, 151.2), status="pending")
+    data = form_for(client, hidden.id)
+    assert (
+        client.post(f"{PREFIX}/practitioners/{hidden.id}/referrals", data=data).status_code == 404
+    )
+    assert client.post(f"{PREFIX}/practitioners/999999/referrals", data=data).status_code == 404
+    assert count(session, ReferralRequest) == 0
+
+
+def test_get_on_the_form_url_goes_to_the_listing(client, nina):
+    response = client.get(f"{PREFIX}/practitioners/{nina.id}/referrals")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/practitioners/{nina.id}")
+
+
+def test_host_form_without_idempotency_key_is_accepted(client, session, nina):
+    data = form_for(client, nina.id, idempotency_key=None)
+    assert client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data).status_code == 200
+    assert count(session, ReferralRequest) == 1
+
+
+def test_smtp_down_keeps_referral_and_sends_later(
+    make_app, session, nina, closed_port, smtp_server
+):
+    down = make_app(REFERRAL_SMTP_PORT=closed_port, REFERRAL_OUTBOX_BACKOFF_SECONDS=0)
+    client = down.test_client()
+    response = client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(client, nina.id)
+    )
+    assert response.status_code == 200
+    assert "Your request has been received" in response.get_data(as_text=True)
+    assert count(session, ReferralRequest) == 1
+    messages = session.scalars(select(OutboxMessage)).all()
+    assert len(messages) == 2
+    assert all(m.sent_at is None and m.attempts == 1 and m.last_error for m in messages)
+    assert "ConnectionRefusedError" in messages[0].last_error
+
+    # the server is back: the worker command sends what waited
+    back = make_app(REFERRAL_OUTBOX_BACKOFF_SECONDS=0, **smtp_server.config)
+    result = back.test_cli_runner().invoke(args=["referral", "send-outbox"])
+    assert result.exit_code == 0, result.output
+    assert "sent 2, failed 0" in result.output
+    assert sorted(r for m in smtp_server.received for r in m.rcpt_tos) == [
+        "nina@clinic.example",
+        "pat@example.com",
+    ]
+    session.expire_all()
+    assert all(m.sent_at and m.attempts == 2 and m.last_error is None for m in messages)
+
+
+def test_fifty_concurrent_submissions(app, session, nina, smtp_server):
+    def submit(n: int) -> int:
+        # each thread has its own client and app context: its own cookie and CSRF token
+        client = app.test_client()
+        data = form_for(client, nina.id, email=f"patient{n}@example.com", patient_name=f"P {n}")
+        return client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data).status_code
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = list(pool.map(submit, range(50)))
+    assert statuses == [200] * 50
+    assert count(session, ReferralRequest) == 50
+    assert count(session, OutboxMessage) == 100
+    assert count(session, ReferralEvent) == 50
+    # a worker pass afterwards finds nothing left: none sent twice
+    result = app.test_cli_runner().invoke(args=["referral", "send-outbox"])
+    assert "sent 0, failed 0" in result.output
+    ids = [m.message["X-Referral-Outbox-Id"] for m in smtp_server.received]
+    assert len(ids) == 100 and len(set(ids)) == 100
+    patients = sorted(
+        r for m in smtp_server.received for r in m.rcpt_tos if r != "nina@clinic.example"
+    )
+    assert patients == sorted(f"patient{n}@example.com" for n in range(50))
+
+
+def test_condition_is_optional(client, session, nina):
+    data = form_for(client, nina.id, condition="")
+    assert client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data).status_code == 200
+    assert session.scalars(select(ReferralRequest)).one().condition_id is None
+    assert session.scalars(select(Condition)).first() is not None
+
+
+def cancel_link(smtp_server) -> str:
+    ack = smtp_server.to("pat@example.com")[0]
+    return re.search(r"http://localhost(\S+/referrals/cancel/\S+)", ack.text).group(1)
+
+
+def test_patient_cancels_through_the_signed_link(client, session, nina, smtp_server):
+    client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(client, nina.id))
+    url = cancel_link(smtp_server)
+    smtp_server.received.clear()
+    page = client.get(url)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Cancel your request to Nina Near?" in html
+    referral = session.scalars(select(ReferralRequest)).one()
+    assert referral.status == "sent"  # opening the link (a mail scanner may) changes nothing
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+    assert client.post(url).status_code == 400  # no CSRF token
+    response = client.post(url, data={"csrf_token": token})
+    assert response.status_code == 200
+    assert "Your request is cancelled" in response.get_data(as_text=True)
+    session.refresh(referral)
+    assert referral.status == "cancelled"
+    assert [(e.actor, e.action) for e in referral.events][-1] == ("patient", "cancelled")
+    [notice] = smtp_server.to("nina@clinic.example")
+    assert "was cancelled" in notice.text and SECRET_MESSAGE not in notice.message.as_string()
+    # a second press is harmless
+    again = client.post(url, data={"csrf_token": token})
+    assert again.status_code == 200 and len(smtp_server.received) == 1
+    assert "already cancelled" in client.get(url).get_data(as_text=True)
+
+
+def test_tampered_cancel_token_is_404_and_changes_nothing(client, session, nina, smtp_server):
+    client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(client, nina.id))
+    url = cancel_link(smtp_server)
+    referral = session.scalars(select(ReferralRequest)).one()
+    tampered = url[:-3] + ("aaa" if not url.endswith("aaa") else "bbb")
+    for bad in (
+        tampered,
+        f"{PREFIX}/referrals/cancel/{referral.id}",
+        f"{PREFIX}/referrals/cancel/x",
+    ):
+        assert client.get(bad).status_code == 404
+        assert client.post(bad).status_code == 404
+    session.refresh(referral)
+    assert referral.status == "sent"
+
+
+def test_cancel_link_of_another_app_secret_is_404(make_app, smtp_server, session, nina):
+    other = make_app(SECRET_KEY="another-secret", **smtp_server.config)
+    client = other.test_client()
+    client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(client, nina.id))
+    url = cancel_link(smtp_server)
+    mine = make_app(**smtp_server.config).test_client()
+    assert mine.get(url).status_code == 404
+
+
+def test_cancelling_a_declined_referral_is_refused(client, session, nina, smtp_server):
+    client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(client, nina.id))
+    url = cancel_link(smtp_server)
+    referral = session.scalars(select(ReferralRequest)).one()
+    referral.status = "declined"
+    session.commit()
+    html = client.get(url).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+    response = client.post(url, data={"csrf_token": token})
+    assert response.status_code == 409
+    assert "cannot become cancelled" in response.get_data(as_text=True)
