@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
+from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -112,8 +113,11 @@ class PractitionerFund(Base):
     fund: Mapped[HealthFund] = relationship(lazy="joined")
 
 
-class User(Base):
-    """A built-in account: a practitioner managing a listing, or an admin."""
+class User(UserMixin, Base):
+    """A built-in account: a practitioner managing a listing, or an admin.
+
+    ``UserMixin`` gives Flask-Login its ``get_id``/``is_authenticated``; no columns.
+    """
 
     __tablename__ = "referral_user"
     id: Mapped[int] = mapped_column(primary_key=True)
