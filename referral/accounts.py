@@ -9,6 +9,7 @@ Answers never reveal whether an email has an account. Functions that need links
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -28,8 +29,12 @@ from referral.models import Practitioner, User, utcnow
 VERIFY = "verify-email"
 RESET = "reset-password"
 MAX_PASSWORD_LENGTH = 1024
-#: checked against when the email is unknown, so a miss costs as much time as a hit
-_DUMMY_HASH = generate_password_hash("referral-timing-equaliser")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked against when the email is unknown, so a miss costs as much time as a hit."""
+    return generate_password_hash("referral-timing-equaliser")
 
 
 def normalise_email(text: str) -> str:
@@ -159,7 +164,7 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
         return None
     user = find_user(session, email)
     if user is None or not user.password_hash:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return None
     return user if check_password_hash(user.password_hash, password) else None
 

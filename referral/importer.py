@@ -232,6 +232,11 @@ def _check(
         problems.append("external_id is empty")
     elif len(external_id) > 120:
         problems.append("external_id is longer than 120 characters")
+    elif SITE_ID.match(external_id) and _find(session, external_id) is None:
+        problems.append(
+            f"external_id {external_id} is reserved for listings made on this site, "
+            "and there is no such listing"
+        )
     name = record["name"]
     if not name:
         problems.append("name is empty")

@@ -88,6 +88,7 @@ def test_changed_row_updates_in_place(app, session):
         ("m-9,Zed,,,,2000,,AU,,,,,,", "modalities is empty"),
         ("m-9,Zed,yoga,,,2000,,AU,,", "has 10 fields, expected 14"),
         (",Zed,yoga,,,2000,,AU,,,,,,", "external_id is empty"),
+        ("referral-999,Zed,yoga,,,2000,,AU,,,,,,", "reserved for listings made on this site"),
     ],
 )
 def test_bad_row_is_reported_by_line_and_the_good_rows_still_land(app, session, row, reason):
@@ -168,3 +169,9 @@ def test_import_command_reports_and_exits_non_zero_on_rejects(runner, session, t
     again = runner.invoke(args=["referral", "import", "--pending", str(path)])
     assert again.exit_code == 0, again.output
     assert "0 created, 0 updated, 1 unchanged, 0 rejected" in again.output
+
+
+def test_utf16_file_is_refused_at_the_header(app, session):
+    report = import_csv(session, _csv(GOOD[1]).decode().encode("utf-16"), app.config)
+    assert [(e.line, "not UTF-8" in e.message) for e in report.errors] == [(1, True)]
+    assert _count(session) == 0

@@ -142,3 +142,21 @@ def test_only_active_listings_are_public(client, add_practitioner):
     add_practitioner("Shown Active", (-33.8688, 151.2093))
     html = client.get(f"{P}/?postcode=2000").get_data(as_text=True)
     assert "Shown Active" in html and "Hidden" not in html
+
+
+def test_submit_needs_a_confirmed_email_and_a_draft(app, session, make_account, add_practitioner):
+    user = make_account("slow@example.com", verified=False, listing=False)
+    draft = add_practitioner(
+        "Slow Draft",
+        (-33.87, 151.21),
+        status="draft",
+        user_id=user.id,
+        accreditation_body="Yoga Australia",
+        membership_number="Y-1",
+    )
+    with app.test_request_context():
+        with pytest.raises(InvalidInput, match="confirm your email"):
+            moderation.submit(session, draft)
+        draft.status = "pending"
+        with pytest.raises(InvalidInput, match="nothing to submit"):
+            moderation.submit(session, draft)
