@@ -19,6 +19,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app, render_template, url_for
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -135,7 +136,11 @@ def sign_up(
         return None
     user = User(email=email, password_hash=hash_password(password))
     session.add(user)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # the same address signed up a moment ago: same answer
+        session.rollback()
+        return None
     session.add(Practitioner(name=name[:200], email=email, user_id=user.id, status="draft"))
     send_verification(session, user)
     session.commit()

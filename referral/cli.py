@@ -149,7 +149,12 @@ def export_command(fmt: str, output: Path | None, base_url: str | None) -> None:
 
     buffer = io.StringIO()
     if fmt == "hsds":
-        json.dump(export.hsds_document(get_session(), base_url=base_url), buffer, indent=2)
+        json.dump(
+            export.hsds_document(get_session(), base_url=base_url),
+            buffer,
+            indent=2,
+            ensure_ascii=False,
+        )
         buffer.write("\n")
     else:
         export.write_csv(get_session(), buffer)

@@ -142,9 +142,14 @@ def hsds_document(session: Session, *, base_url: str | None = None) -> dict[str,
         }
         if p.website:
             org["website"] = p.website
-        phones = [{"id": hsds_id("phone", p.id), "number": p.phone}] if p.phone else []
-        if phones:
-            org["phones"] = [{**phones[0], "organization_id": org_id}]
+        if p.phone:
+            org["phones"] = [
+                {
+                    "id": hsds_id("phone", f"organization:{p.id}"),
+                    "number": p.phone,
+                    "organization_id": org_id,
+                }
+            ]
         organizations.append(org)
 
         service_locations = []
@@ -177,7 +182,15 @@ def hsds_document(session: Session, *, base_url: str | None = None) -> dict[str,
             "name": f"{p.name}" + (f" — {practises}" if practises else ""),
             "description": description,
             "status": "active",
-            "phones": [{**phone, "service_id": service_id} for phone in phones],
+            "phones": [
+                {
+                    "id": hsds_id("phone", f"service:{p.id}"),
+                    "number": p.phone,
+                    "service_id": service_id,
+                }
+            ]
+            if p.phone
+            else [],
             "languages": [
                 {
                     "id": hsds_id("language", f"{p.id}:{lang}"),

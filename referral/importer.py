@@ -178,8 +178,9 @@ def _read(
         except StopIteration:
             break
         except csv.Error as exc:
+            # the rest of the file cannot be trusted: import none of it
             report.errors.append(RowError(line, f"cannot be read as CSV ({exc})"))
-            break
+            return None
         last_line = reader.line_num
         if not any(v.strip() for v in values):
             continue
@@ -187,6 +188,9 @@ def _read(
             report.errors.append(
                 RowError(line, f"has {len(values)} fields, expected {len(header)}")
             )
+            position = header.index("external_id")
+            if position < len(values):
+                failed.add(values[position].strip())
             continue
         record = {k: v.strip() for k, v in zip(header, values, strict=True)}
         problems = _check(session, record, config, lookups)

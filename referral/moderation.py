@@ -115,11 +115,7 @@ def _notify(
     if not to:
         return
     site = current_app.config["REFERRAL_SITE_NAME"]
-    edit_url = (
-        url_for("referral.listing", _external=True)
-        if "referral.listing" in current_app.view_functions
-        else ""
-    )
+    edit_url = url_for("referral.listing", _external=True)
     text = render_template(
         f"referral/email/{template}.txt",
         site=site,

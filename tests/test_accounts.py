@@ -259,3 +259,18 @@ def test_cookies_are_secure_by_default_and_lax(tmp_path):
     assert app.config["SESSION_COOKIE_SECURE"] and app.config["REMEMBER_COOKIE_SECURE"]
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
     assert app.config["SESSION_COOKIE_HTTPONLY"] and app.config["REMEMBER_COOKIE_HTTPONLY"]
+
+
+def test_concurrent_signup_with_the_same_address_gets_the_same_answer(
+    app, session, make_account, monkeypatch
+):
+    """The unique email wins a race that find_user cannot see: no 500, no second account."""
+    make_account("race@example.com")
+    # what the other request saw: the address still free
+    monkeypatch.setattr(accounts, "find_user", lambda _session, _email: None)
+    with app.test_request_context():
+        result = accounts.sign_up(
+            session, name="R", email="race@example.com", password=PASSWORD, config=app.config
+        )
+    assert result is None
+    assert session.scalar(select(func.count()).select_from(User)) == 1

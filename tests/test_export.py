@@ -104,6 +104,11 @@ def test_hsds_content_maps_listings(session, directory):
         "closes_at": "17:00",
     }
     assert {lang["name"] for lang in service["languages"]} == {"English", "Portuguese"}
+    ids = [o["id"] for o in doc["organizations"] + doc["services"] + doc["locations"]]
+    ids += [
+        ph["id"] for item in doc["organizations"] + doc["services"] for ph in item.get("phones", [])
+    ]
+    assert len(ids) == len(set(ids))  # identifiers are unique across the document
     text = json.dumps(doc)
     assert "Pat Pending" not in text  # only active listings
     assert "ana@example.com" not in text  # contact emails are not published

@@ -175,3 +175,19 @@ def test_utf16_file_is_refused_at_the_header(app, session):
     report = import_csv(session, _csv(GOOD[1]).decode().encode("utf-16"), app.config)
     assert [(e.line, "not UTF-8" in e.message) for e in report.errors] == [(1, True)]
     assert _count(session) == 0
+
+
+def test_a_short_row_holds_back_its_practitioner(app, session):
+    report = import_csv(session, _csv(GOOD[0], GOOD[1], "m-001,Ana Lima,yoga"), app.config)
+    assert [(e.line, e.message.split(":")[0]) for e in report.errors] == [
+        (2, "not imported"),
+        (4, "has 3 fields, expected 14"),
+    ]
+    assert session.scalars(select(Practitioner.external_id)).all() == ["m-002"]
+
+
+def test_unreadable_csv_imports_nothing(app, session):
+    huge = "m-3," + "x" * 200_000 + ",yoga,,,2000,,AU,,,,,,"
+    report = import_csv(session, _csv(GOOD[1], huge), app.config)
+    assert _count(session) == 0
+    assert [(e.line, "cannot be read as CSV" in e.message) for e in report.errors] == [(3, True)]
