@@ -22,6 +22,8 @@ def test_wheel_ships_templates_static_files_and_migrations(tmp_path):
         "referral/py.typed",
         "referral/templates/referral/base.html",
         "referral/templates/referral/search.html",
+        "referral/templates/referral/account/listing.html",
+        "referral/templates/referral/email/verify.txt",
         "referral/static/referral/referral.css",
         "referral/migrations/env.py",
         "referral/migrations/script.py.mako",
