@@ -122,6 +122,7 @@ def test_hsds_content_maps_listings(session, directory):
 def test_hsds_api_endpoint(client, directory):
     response = client.get("/find-a-therapist/api/v1/export/hsds.json")
     assert response.status_code == 200 and response.is_json
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
     doc = response.get_json()
     assert {o["name"] for o in doc["organizations"]} == {"Harbour Massage", "Ben Ode"}
     assert doc["services"][0]["url"].startswith("http://localhost/find-a-therapist/practitioners/")

@@ -17,4 +17,6 @@ def export_hsds() -> Response:
     base = url_for("referral.index", _external=True)
     response = jsonify(hsds_document(get_session(), base_url=base))
     response.headers["Content-Disposition"] = 'inline; filename="hsds.json"'
+    # open data: any site may read it from the browser (it holds nothing private)
+    response.headers["Access-Control-Allow-Origin"] = "*"
     return response
