@@ -20,6 +20,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SECRET_KEY="demo-only-change-me",
         REFERRAL_BASE_TEMPLATE="clinic/layout.html",
         REFERRAL_SITE_NAME="Find a therapist near you",
+        # the demo is served over plain HTTP; a real site keeps the default (True)
+        REFERRAL_SECURE_COOKIES=False,
     )
     app.config.from_prefixed_env()
     if test_config:

@@ -1,4 +1,4 @@
-"""``flask referral ...``: schema, postcodes, demo data, outbox delivery, purging."""
+"""``flask referral ...``: schema, postcodes, demo data, admins, import/export, outbox, purge."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from referral import migrate, outbox, referrals
 from referral.db import get_engine, get_session
+from referral.errors import InvalidInput
 from referral.geo import postcodes
 from referral.models import Postcode
 
@@ -127,3 +128,83 @@ def purge_command(days: int, yes: bool) -> None:
         click.confirm(f"Delete referrals not changed for {days} days?", abort=True)
     count = referrals.purge(get_session(), timedelta(days=days))
     click.echo(f"Purged {count} referrals older than {days} days.")
+
+
+@referral_cli.command("create-admin")
+@click.argument("email")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Asked for when not given (never put it in shell history on a shared machine).",
+)
+@with_appcontext
+def create_admin_command(email: str, password: str) -> None:
+    """Create an admin account EMAIL (or make an existing account an admin)."""
+    from referral.accounts import create_admin
+
+    try:
+        user = create_admin(
+            get_session(), email, password, int(current_app.config["REFERRAL_PASSWORD_MIN_LENGTH"])
+        )
+    except InvalidInput as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"{user.email} is an admin.")
+
+
+@referral_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--pending", is_flag=True, help="Queue new listings for checking instead of live.")
+@with_appcontext
+def import_command(file: Path, pending: bool) -> None:
+    """Import practitioners from a CSV FILE (see the README for its columns)."""
+    from referral.importer import import_csv
+
+    report = import_csv(
+        get_session(),
+        file.read_bytes(),
+        current_app.config,
+        status="pending" if pending else "active",
+    )
+    for error in report.errors:
+        click.echo(f"{file.name}: {error}", err=True)
+    click.echo(f"{file.name}: {report.summary()}.")
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@referral_cli.command("export")
+@click.option(
+    "--format", "fmt", type=click.Choice(["hsds", "csv"]), default="hsds", show_default=True
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write here instead of standard output.",
+)
+@click.option("--base-url", help="The directory's public address, for each listing's link.")
+@with_appcontext
+def export_command(fmt: str, output: Path | None, base_url: str | None) -> None:
+    """Export the active directory: Open Referral HSDS 3.0 JSON, or CSV in the import format."""
+    import io
+    import json
+
+    from referral import export
+
+    buffer = io.StringIO()
+    if fmt == "hsds":
+        json.dump(
+            export.hsds_document(get_session(), base_url=base_url),
+            buffer,
+            indent=2,
+            ensure_ascii=False,
+        )
+        buffer.write("\n")
+    else:
+        export.write_csv(get_session(), buffer)
+    if output is None:
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        output.write_text(buffer.getvalue(), encoding="utf-8")
+        click.echo(f"Wrote {output}.", err=True)

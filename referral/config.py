@@ -197,6 +197,29 @@ SETTINGS: dict[str, Setting] = {
         "header; unsigned when unset.",
     ),
     "WEBHOOK_TIMEOUT": Setting(10.0, "Seconds to wait for the webhook endpoint."),
+    "SECURE_COOKIES": Setting(
+        True,
+        "Mark the session and remember-me cookies `Secure` (sent over HTTPS only). The plugin "
+        "also makes them `SameSite=Lax` and `HttpOnly` unless the host chose otherwise. Set "
+        "`False` only for local development over plain HTTP.",
+    ),
+    "RATELIMIT_STORAGE_URL": Setting(
+        "memory://",
+        "Flask-Limiter storage for sign-in and email rate limits; use Redis "
+        "(`redis://host:6379`) when several workers serve the site.",
+    ),
+    "SIGNIN_RATE_LIMIT": Setting(
+        "5 per minute", "Sign-in attempts allowed per client address (Flask-Limiter syntax)."
+    ),
+    "EMAIL_RATE_LIMIT": Setting(
+        "10 per hour",
+        "Sign-ups and password-reset requests allowed per client address; each sends an email.",
+    ),
+    "PASSWORD_MIN_LENGTH": Setting(10, "Shortest password accepted for an account."),
+    "VERIFY_EMAIL_MAX_AGE": Setting(
+        3 * 24 * 3600, "Seconds an email-confirmation link stays valid."
+    ),
+    "PASSWORD_RESET_MAX_AGE": Setting(3600, "Seconds a password-reset link stays valid."),
 }
 
 

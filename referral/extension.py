@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import Flask, current_app
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,14 +41,24 @@ class Referral:
         if engine is None:
             url = app.config["REFERRAL_DATABASE_URL"] or db.default_database_url(app)
             engine = db.make_engine(url, app.config["REFERRAL_ENGINE_OPTIONS"])
-        app.extensions["referral"] = _State(self, engine, db.make_sessionmaker(engine))
+        state = _State(self, engine, db.make_sessionmaker(engine))
+        app.extensions["referral"] = state
         app.teardown_appcontext(db.close_session)
+        # a host with its own LoginManager keeps its accounts: the built-in ones stay off
+        state.builtin_accounts = getattr(app, "login_manager", None) is None
         init_login(app)
+        _secure_cookies(app)
+        state.limiter = Limiter(
+            get_remote_address,
+            app=app,
+            storage_uri=app.config["REFERRAL_RATELIMIT_STORAGE_URL"],
+            key_prefix="referral",
+        )
 
         from referral.cli import referral_cli
         from referral.views import make_blueprint
 
-        app.register_blueprint(make_blueprint(), url_prefix=app.config["REFERRAL_URL_PREFIX"])
+        app.register_blueprint(make_blueprint(state), url_prefix=app.config["REFERRAL_URL_PREFIX"])
         app.cli.add_command(referral_cli)
 
     @property
@@ -69,8 +81,24 @@ def _check_embedding(config: dict) -> None:
         raise ValueError("REFERRAL_MAP_TILE_URL must contain {z}, {x} and {y}.")
 
 
+def _secure_cookies(app: Flask) -> None:
+    """Session and remember-me cookies: HttpOnly and SameSite=Lax unless the host chose
+    otherwise, and Secure when ``REFERRAL_SECURE_COOKIES`` is on."""
+    config = app.config
+    if config.get("SESSION_COOKIE_SAMESITE") is None:
+        config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
+    config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
+    if config["REFERRAL_SECURE_COOKIES"]:
+        config["SESSION_COOKIE_SECURE"] = True
+        config["REMEMBER_COOKIE_SECURE"] = True
+
+
 class _State:
     """What ``app.extensions["referral"]`` holds for one app."""
+
+    builtin_accounts: bool
+    limiter: Limiter
 
     def __init__(self, ext: Referral, engine: Engine, maker: sessionmaker[Session]) -> None:
         self.ext = ext

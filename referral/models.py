@@ -114,8 +114,10 @@ class PractitionerFund(Base):
 
 
 class User(UserMixin, Base):
-    """A built-in account: a practitioner managing a listing, or an admin (Flask-Login's
-    ``UserMixin`` gives ``get_id`` and ``is_authenticated``)."""
+    """A built-in account: a practitioner managing a listing, or an admin.
+
+    ``UserMixin`` gives Flask-Login its ``get_id``/``is_authenticated``; no columns.
+    """
 
     __tablename__ = "referral_user"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -9,6 +9,7 @@ emptied between tests).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -25,12 +26,13 @@ from flask import Flask
 from flask_login import FlaskLoginClient
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
+from werkzeug.security import generate_password_hash
 
 from referral import migrate
 from referral.config import DEFAULT_CONDITIONS, DEFAULT_FUNDS, DEFAULT_MODALITIES
 from referral.db import make_engine
 from referral.geo import postcodes
-from referral.models import Base, Condition, Location, Modality, Practitioner, User
+from referral.models import Base, Condition, Location, Modality, Practitioner, User, utcnow
 from wsgi import create_app
 
 DATA = Path(__file__).parent / "data"
@@ -258,14 +260,56 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def add_account(session: Session) -> Callable[..., User]:
-    """Create a ``User`` (optionally an admin) and commit; link a practitioner with
-    ``practitioner.user_id = user.id``."""
+# --- accounts: real forms with their CSRF tokens, real password hashes -----------------
 
-    def build(email: str, *, admin: bool = False) -> User:
-        user = User(email=email, is_admin=admin)
+LOGIN_URL = "/find-a-therapist/account/login"
+PASSWORD = "a long enough secret"
+_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def csrf_token(client, url: str) -> str:
+    """The CSRF token of the form at ``url`` (the session cookie stays in ``client``)."""
+    html = client.get(url).get_data(as_text=True)
+    match = _CSRF.search(html)
+    assert match, f"no CSRF token on {url}"
+    return match.group(1)
+
+
+def post_form(client, url: str, data: dict, *, form_url: str | None = None, **kwargs: Any):
+    """Submit a form the way a browser does: fetch it, then post with its CSRF token."""
+    token = csrf_token(client, form_url or url)
+    return client.post(url, data={"csrf_token": token, **data}, **kwargs)
+
+
+def sign_in(client, email: str, password: str = PASSWORD):
+    return post_form(client, LOGIN_URL, {"email": email, "password": password})
+
+
+@pytest.fixture
+def make_account(session: Session) -> Callable[..., User]:
+    """A verified built-in account, by default with a draft listing."""
+
+    def build(
+        email: str,
+        *,
+        password: str = PASSWORD,
+        admin: bool = False,
+        verified: bool = True,
+        listing: bool = True,
+        **fields: Any,
+    ) -> User:
+        user = User(
+            email=email,
+            password_hash=generate_password_hash(password),
+            is_admin=admin,
+            email_verified_at=utcnow() if verified else None,
+        )
         session.add(user)
+        session.flush()
+        if listing:
+            fields.setdefault("name", email.split("@")[0].title())
+            fields.setdefault("status", "draft")
+            session.add(Practitioner(user_id=user.id, email=email, **fields))
         session.commit()
         return user
 
@@ -279,5 +323,15 @@ def login_client(app: Flask) -> Callable[[User | None], Any]:
 
     def build(user: User | None) -> Any:
         return app.test_client(user=user) if user is not None else app.test_client()
+
+    return build
+
+
+@pytest.fixture
+def add_account(make_account: Callable[..., User]) -> Callable[..., User]:
+    """A built-in account without a listing; link one with ``practitioner.user_id``."""
+
+    def build(email: str, *, admin: bool = False) -> User:
+        return make_account(email, admin=admin, listing=False)
 
     return build

@@ -25,6 +25,8 @@ def test_wheel_ships_templates_static_files_and_migrations(tmp_path):
         "referral/templates/referral/_referral_form.html",
         "referral/templates/referral/email/acknowledgement.txt",
         "referral/templates/referral/email/layout.html",
+        "referral/templates/referral/account/listing.html",
+        "referral/templates/referral/email/verify.txt",
         "referral/static/referral/referral.css",
         "referral/static/referral/search.js",
         "referral/templates/referral/_locate.html",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, render_template
+from werkzeug.exceptions import HTTPException
 
 from referral import embed, theme
 from referral.geo.distance import to_unit
@@ -13,8 +14,12 @@ from referral.geo.distance import to_unit
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
-def make_blueprint() -> Blueprint:
-    """A fresh blueprint per app, so each host app gets its own registration."""
+def make_blueprint(state: Any = None) -> Blueprint:
+    """A fresh blueprint per app, so each host app gets its own registration.
+
+    ``state`` is the app's ``app.extensions["referral"]``: its limiter guards sign-in, and
+    the built-in account pages exist only when the plugin owns the login manager.
+    """
     bp = Blueprint(
         "referral",
         __name__,
@@ -25,15 +30,41 @@ def make_blueprint() -> Blueprint:
     bp.context_processor(_template_context)
     bp.add_app_template_filter(format_distance, "distance")
 
-    from referral.views import api, inbox, public, referrals
+    from referral.views import (
+        accounts,
+        admin,
+        api,
+        inbox,
+        opendata,
+        practitioner,
+        public,
+        referrals,
+    )
 
     public.register(bp)
     referrals.register(bp)
     inbox.register(bp)
+    if state is not None and state.builtin_accounts:
+        accounts.register(bp, state.limiter)
+    practitioner.register(bp)
+    admin.register(bp)
+    opendata.register(bp)
     api.register(bp)
     embed.register(bp)  # last: it copies the embeddable pages' rules
     bp.context_processor(embed.template_context)
+    bp.register_error_handler(429, _too_many_requests)
     return bp
+
+
+def _too_many_requests(exc: HTTPException) -> tuple[str, int]:
+    """Rate limits answer with a page saying what happened and what to do."""
+    html = render_template(
+        "referral/message.html",
+        title="Please wait",
+        message=exc.description or "Too many requests. Please try again later.",
+        error=True,
+    )
+    return html, 429
 
 
 def _template_context() -> dict[str, Any]:
@@ -46,6 +77,7 @@ def _template_context() -> dict[str, Any]:
             "tiles": config["REFERRAL_MAP_TILE_URL"],
             "attribution": config["REFERRAL_MAP_ATTRIBUTION"],
         },
+        "referral_builtin_accounts": current_app.extensions["referral"].builtin_accounts,
     }
 
 

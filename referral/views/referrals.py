@@ -59,7 +59,10 @@ def _listing(practitioner_id: int) -> Practitioner:
 
 
 def message_page(title: str, text: str, status: int) -> tuple[str, int]:
-    return render_template("referral/message.html", title=title, text=text), status
+    return (
+        render_template("referral/message.html", title=title, message=text, error=status >= 400),
+        status,
+    )
 
 
 def csrf_failed_page() -> tuple[str, int]:

@@ -1,0 +1,157 @@
+"""Which listing states may follow which, and who hears about it.
+
+``draft -> pending`` (the practitioner submits), ``pending -> active | rejected`` (an admin),
+``active -> pending`` (the practitioner changed credentials or locations: checked again),
+``active | pending -> suspended`` and ``suspended -> active`` (an admin). Only ``active``
+listings are public. Emails go through the outbox in the same commit; signals after it.
+Functions that email build links with ``url_for``: call them inside a request context.
+"""
+
+from __future__ import annotations
+
+from flask import current_app, render_template, url_for
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from referral.errors import InvalidInput
+from referral.mail import queue_email
+from referral.models import Practitioner, utcnow
+from referral.signals import listing_approved, listing_submitted
+
+#: what an admin may do from each state
+ADMIN_ACTIONS = {
+    "approve": ("pending", "suspended"),
+    "reject": ("pending",),
+    "suspend": ("active", "pending"),
+}
+
+PAST = {"approve": "approved", "reject": "rejected", "suspend": "suspended"}
+
+
+def submit(session: Session, practitioner: Practitioner) -> None:
+    """Send a draft (or rejected) listing for checking; says what is missing first."""
+    if practitioner.status not in ("draft", "rejected"):
+        raise InvalidInput(
+            "invalid_transition", f"Your listing is {practitioner.status}: nothing to submit.", 409
+        )
+    missing = [
+        label
+        for label, ok in (
+            ("at least one location", bool(practitioner.locations)),
+            ("what you practise", bool(practitioner.modalities)),
+            ("your accreditation body", bool(practitioner.accreditation_body)),
+            ("your membership number", bool(practitioner.membership_number)),
+        )
+        if not ok
+    ]
+    if missing:
+        raise InvalidInput(
+            "incomplete_listing", "Before submitting, please add " + ", ".join(missing) + ".", 409
+        )
+    if practitioner.user is not None and practitioner.user.email_verified_at is None:
+        raise InvalidInput("unverified_email", "Please confirm your email address first.", 409)
+    practitioner.status = "pending"
+    practitioner.status_reason = None
+    session.commit()
+    listing_submitted.send(current_app._get_current_object(), practitioner=practitioner)
+
+
+def back_to_review(practitioner: Practitioner) -> bool:
+    """A live listing whose credentials or locations changed is checked again.
+
+    Call before committing the change; send :func:`announce_submitted` after it.
+    Returns whether the listing went back to ``pending``.
+    """
+    if practitioner.status != "active":
+        return False
+    practitioner.status = "pending"
+    practitioner.status_reason = None
+    return True
+
+
+def announce_submitted(practitioner: Practitioner) -> None:
+    listing_submitted.send(current_app._get_current_object(), practitioner=practitioner)
+
+
+def queue(session: Session, status: str = "pending") -> list[Practitioner]:
+    """Listings in ``status``, oldest change first (the order to check them in)."""
+    return list(
+        session.scalars(
+            select(Practitioner)
+            .where(Practitioner.status == status)
+            .options(selectinload(Practitioner.modalities), selectinload(Practitioner.user))
+            .order_by(Practitioner.updated_at, Practitioner.id)
+        )
+    )
+
+
+def _check(practitioner: Practitioner, action: str) -> None:
+    if practitioner.status not in ADMIN_ACTIONS[action]:
+        raise InvalidInput(
+            "invalid_transition",
+            f"A listing that is {practitioner.status} cannot be {PAST[action]} "
+            f"(only from {' or '.join(ADMIN_ACTIONS[action])}).",
+            409,
+        )
+
+
+def _reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(
+            "missing_reason", "Please give a reason; it is sent to the practitioner."
+        )
+    return reason[:2000]
+
+
+def recipient(practitioner: Practitioner) -> str | None:
+    return practitioner.user.email if practitioner.user is not None else practitioner.email
+
+
+def _notify(
+    session: Session, practitioner: Practitioner, template: str, subject: str, **kw
+) -> None:
+    to = recipient(practitioner)
+    if not to:
+        return
+    site = current_app.config["REFERRAL_SITE_NAME"]
+    edit_url = url_for("referral.listing", _external=True)
+    text = render_template(
+        f"referral/email/{template}.txt",
+        site=site,
+        practitioner=practitioner,
+        edit_url=edit_url,
+        **kw,
+    )
+    queue_email(session, to=to, subject=f"{subject} · {site}", text=text)
+
+
+def approve(session: Session, practitioner: Practitioner, admin: str) -> None:
+    """Credentials checked: the listing goes live, the practitioner is told."""
+    _check(practitioner, "approve")
+    practitioner.status = "active"
+    practitioner.status_reason = None
+    practitioner.verified_by = admin
+    practitioner.verified_at = utcnow()
+    link = url_for("referral.practitioner", practitioner_id=practitioner.id, _external=True)
+    _notify(session, practitioner, "approved", "Your listing is live", link=link)
+    session.commit()
+    listing_approved.send(current_app._get_current_object(), practitioner=practitioner, admin=admin)
+
+
+def reject(session: Session, practitioner: Practitioner, admin: str, reason: str) -> None:
+    _check(practitioner, "reject")
+    practitioner.status_reason = _reason(reason)
+    practitioner.status = "rejected"
+    _notify(
+        session, practitioner, "rejected", "Your listing was not approved", reason=reason.strip()
+    )
+    session.commit()
+
+
+def suspend(session: Session, practitioner: Practitioner, admin: str, reason: str) -> None:
+    _check(practitioner, "suspend")
+    practitioner.status_reason = _reason(reason)
+    practitioner.status = "suspended"
+    _notify(session, practitioner, "suspended", "Your listing is suspended", reason=reason.strip())
+    session.commit()

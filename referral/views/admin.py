@@ -1,0 +1,91 @@
+"""Moderation for admins: the queue, one listing with its credentials, and the decisions.
+
+The rules (which state may follow which, who is emailed) are in :mod:`referral.moderation`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy.orm import selectinload
+
+from referral import moderation
+from referral.auth import admin_required
+from referral.db import get_session
+from referral.errors import InvalidInput
+from referral.forms import ActionForm, ReasonForm
+from referral.models import LISTING_STATUSES, Practitioner
+
+
+def register(bp: Blueprint) -> None:
+    bp.add_url_rule("/admin/listings", "admin_queue", admin_required(queue))
+    bp.add_url_rule(
+        "/admin/listings/<int:practitioner_id>", "admin_listing", admin_required(detail)
+    )
+    for action in moderation.ADMIN_ACTIONS:
+        bp.add_url_rule(
+            f"/admin/listings/<int:practitioner_id>/{action}",
+            f"admin_{action}",
+            admin_required(decide),
+            methods=["POST"],
+            defaults={"action": action},
+        )
+
+
+def queue() -> Any:
+    status = request.args.get("status", "pending")
+    if status not in LISTING_STATUSES:
+        status = "pending"
+    return render_template(
+        "referral/admin/queue.html",
+        listings=moderation.queue(get_session(), status),
+        status=status,
+        statuses=LISTING_STATUSES,
+        post_form=ActionForm(),
+    )
+
+
+def _load(practitioner_id: int) -> Practitioner:
+    found = get_session().get(
+        Practitioner,
+        practitioner_id,
+        options=[selectinload(Practitioner.locations), selectinload(Practitioner.funds)],
+    )
+    if found is None:
+        abort(404)
+    return found
+
+
+def detail(practitioner_id: int, reason_form: ReasonForm | None = None, status: int = 200) -> Any:
+    practitioner = _load(practitioner_id)
+    return render_template(
+        "referral/admin/listing.html",
+        practitioner=practitioner,
+        post_form=ActionForm(),
+        reason_form=reason_form or ReasonForm(formdata=None),
+        actions=[
+            a for a, allowed in moderation.ADMIN_ACTIONS.items() if practitioner.status in allowed
+        ],
+    ), status
+
+
+def decide(practitioner_id: int, action: str) -> Any:
+    session = get_session()
+    practitioner = _load(practitioner_id)
+    admin = getattr(current_user, "email", None) or str(current_user.get_id())
+    form = ActionForm() if action == "approve" else ReasonForm()
+    if not form.validate_on_submit():
+        return detail(practitioner_id, form if action != "approve" else None, 400)
+    try:
+        if action == "approve":
+            moderation.approve(session, practitioner, admin)
+        else:
+            getattr(moderation, action)(session, practitioner, admin, form.reason.data)
+    except InvalidInput as exc:
+        session.rollback()
+        flash(exc.message, "error")
+        return detail(practitioner_id, None, exc.status)
+    flash(f"{practitioner.name}: {practitioner.status}.")
+    return redirect(url_for("referral.admin_queue"))

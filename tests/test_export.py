@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+from sqlalchemy import select
+
+from referral import export
+from referral.importer import COLUMNS, import_csv
+from referral.models import HealthFund, Practitioner, PractitionerFund
+
+SCHEMA = json.loads(
+    (Path(__file__).parent / "data" / "hsds-3.0" / "service_with_definitions.json").read_text(
+        encoding="utf-8"
+    )
+)
+
+
+def _validator(definition: str | None = None) -> Draft202012Validator:
+    schema = (
+        dict(SCHEMA)
+        if definition is None
+        else {
+            "$ref": f"#/definitions/{definition}",
+            "definitions": SCHEMA["definitions"],
+        }
+    )
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def _assert_valid(item: dict, definition: str | None) -> None:
+    errors = [f"{list(e.path)}: {e.message}" for e in _validator(definition).iter_errors(item)]
+    assert errors == []
+
+
+@pytest.fixture
+def directory(session, add_practitioner):
+    bupa = session.scalars(select(HealthFund).where(HealthFund.slug == "bupa")).one()
+    ana = add_practitioner(
+        "Ana Lima",
+        (-33.8688, 151.2093),
+        (-33.8840, 151.2120),
+        modalities=("remedial-massage", "myotherapy"),
+        conditions=("low-back-pain",),
+        business_name="Harbour Massage",
+        phone="02 9123 4567",
+        email="ana@example.com",
+        website="https://ana.example.com",
+        accreditation_body="Massage & Myotherapy Australia",
+        membership_number="M-1",
+        languages=["English", "Portuguese"],
+        funds=[PractitionerFund(fund=bupa, provider_number="123456A")],
+        external_id="m-001",
+    )
+    ana.locations[0].opening_hours = {"mon": [["09:00", "17:00"]]}
+    ana.locations[0].postcode = "2000"
+    ben = add_practitioner("Ben Ode", (-33.8150, 151.0010), modalities=("physiotherapy",))
+    hidden = add_practitioner("Pat Pending", (-33.87, 151.21), status="pending")
+    session.commit()
+    return {"ana": ana, "ben": ben, "hidden": hidden}
+
+
+def test_hsds_document_validates_against_the_hsds_3_schemas(session, directory):
+    doc = export.hsds_document(session, base_url="https://clinic.example/find-a-therapist")
+    assert len(doc["organizations"]) == len(doc["services"]) == 2
+    for organization in doc["organizations"]:
+        _assert_valid(organization, "organization")
+    for service in doc["services"]:
+        _assert_valid(service, None)  # the whole service schema, nested objects included
+    for location in doc["locations"]:
+        _assert_valid(location, "location")
+    for link in doc["service_at_locations"]:
+        _assert_valid(link, "service_at_location")
+    for term in doc["taxonomy_terms"]:
+        _assert_valid(term, "taxonomy_term")
+    for taxonomy in doc["taxonomies"]:
+        _assert_valid(taxonomy, "taxonomy")
+
+
+def test_hsds_content_maps_listings(session, directory):
+    doc = export.hsds_document(session, base_url="https://clinic.example/find-a-therapist")
+    ana = directory["ana"]
+    service = next(s for s in doc["services"] if s["name"].startswith("Ana Lima"))
+    assert service["url"] == f"https://clinic.example/find-a-therapist/practitioners/{ana.id}"
+    assert service["accreditations"] == "Massage & Myotherapy Australia M-1"
+    codes = {a["taxonomy_term"]["code"] for a in service["attributes"]}
+    assert codes == {"remedial-massage", "myotherapy", "low-back-pain"}
+    sal = service["service_at_locations"]
+    assert [(s["location"]["latitude"], s["location"]["longitude"]) for s in sal] == [
+        (-33.8688, 151.2093),
+        (-33.8840, 151.2120),
+    ]
+    assert sal[0]["location"]["schedules"][0] | {"id": None} == {
+        "id": None,
+        "location_id": sal[0]["location_id"],
+        "freq": "WEEKLY",
+        "wkst": "MO",
+        "byday": "MO",
+        "opens_at": "09:00",
+        "closes_at": "17:00",
+    }
+    assert {lang["name"] for lang in service["languages"]} == {"English", "Portuguese"}
+    ids = [o["id"] for o in doc["organizations"] + doc["services"] + doc["locations"]]
+    ids += [
+        ph["id"] for item in doc["organizations"] + doc["services"] for ph in item.get("phones", [])
+    ]
+    assert len(ids) == len(set(ids))  # identifiers are unique across the document
+    text = json.dumps(doc)
+    assert "Pat Pending" not in text  # only active listings
+    assert "ana@example.com" not in text  # contact emails are not published
+    # identifiers are stable from one export to the next
+    assert (
+        export.hsds_document(session, base_url=None)["services"][0]["id"]
+        == doc["services"][0]["id"]
+    )
+
+
+def test_hsds_api_endpoint(client, directory):
+    response = client.get("/find-a-therapist/api/v1/export/hsds.json")
+    assert response.status_code == 200 and response.is_json
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    doc = response.get_json()
+    assert {o["name"] for o in doc["organizations"]} == {"Harbour Massage", "Ben Ode"}
+    assert doc["services"][0]["url"].startswith("http://localhost/find-a-therapist/practitioners/")
+
+
+def test_export_command_writes_hsds_to_stdout_or_a_file(runner, directory, tmp_path):
+    result = runner.invoke(args=["referral", "export", "--format", "hsds"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["services"]) == 2
+    out = tmp_path / "hsds.json"
+    result = runner.invoke(args=["referral", "export", "--output", str(out)])
+    assert result.exit_code == 0 and json.loads(out.read_text())["hsds_version"] == "3.0"
+
+
+def test_csv_export_uses_the_import_columns(runner, directory):
+    result = runner.invoke(args=["referral", "export", "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert tuple(rows[0]) == COLUMNS
+    ana = [r for r in rows if r["external_id"] == "m-001"]
+    assert len(ana) == 2 and ana[0]["funds"] == "bupa:123456A"
+    assert ana[0]["modalities"] == "myotherapy;remedial-massage"
+    ben = next(r for r in rows if r["name"] == "Ben Ode")
+    assert ben["external_id"] == f"referral-{directory['ben'].id}"
+    assert all(r["name"] != "Pat Pending" for r in rows)
+
+
+def test_csv_export_then_import_changes_nothing(app, runner, session, directory, tmp_path):
+    out = tmp_path / "directory.csv"
+    assert (
+        runner.invoke(
+            args=["referral", "export", "--format", "csv", "--output", str(out)]
+        ).exit_code
+        == 0
+    )
+    before = {p.id: (p.updated_at, p.external_id) for p in session.scalars(select(Practitioner))}
+    report = import_csv(session, out.read_bytes(), app.config)
+    assert (report.created, report.updated, report.unchanged, report.errors) == (0, 0, 2, [])
+    result = runner.invoke(args=["referral", "import", str(out)])
+    assert result.exit_code == 0 and "0 created, 0 updated, 2 unchanged" in result.output
+    session.expire_all()
+    assert {
+        p.id: (p.updated_at, p.external_id) for p in session.scalars(select(Practitioner))
+    } == before
