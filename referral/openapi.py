@@ -355,6 +355,16 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
                     ),
                 }
             },
+            "/v1/export/hsds.json": {
+                "get": {
+                    "operationId": "exportHsds",
+                    "summary": "The active directory as Open Referral HSDS 3.0 JSON (open data)",
+                    "description": "Organizations, services, locations with coordinates, "
+                    "service_at_location and modality taxonomy terms; no contact emails. "
+                    "Readable from any origin.",
+                    "responses": _responses(_json("HSDS 3.0 document.", {"type": "object"})),
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",

@@ -264,8 +264,16 @@ def test_openapi_document_validates(client, spec):
         "/v1/conditions",
         "/v1/funds",
         "/v1/places",
+        "/v1/export/hsds.json",
         "/openapi.json",
     }
+    # every API route the app serves is documented
+    served = {
+        re.sub(r"<int:\w+>", "{id}", rule.rule.removeprefix(f"{PREFIX}/api"))
+        for rule in client.application.url_map.iter_rules()
+        if rule.rule.startswith(f"{PREFIX}/api/") and rule.endpoint != "referral.api.unknown"
+    }
+    assert served == set(spec["paths"])
     names = {p["name"] for p in spec["paths"]["/v1/practitioners"]["get"]["parameters"]}
     assert names == {
         "postcode", "country", "lat", "lon", "radius_km", "modality", "condition", "fund",
