@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from referral.models import Condition, HealthFund, Modality
+
+with contextlib.suppress(ImportError):  # the postgres extra: reflection knows PostGIS types
+    import geoalchemy2  # noqa: F401
 
 VERSION_TABLE = "referral_alembic_version"
 
