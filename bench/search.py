@@ -143,6 +143,8 @@ def _build_postgres(engine: Engine, data: Iterator[tuple]) -> None:
         conn = raw.driver_connection
         with conn.cursor() as cur:
             cur.execute("TRUNCATE referral_practitioner RESTART IDENTITY CASCADE")
+            # bulk load: no per-row triggers; the search table is filled in one go below
+            cur.execute("SET session_replication_role = replica")
             rows = list(data)
             with cur.copy(
                 "COPY referral_practitioner (id, name, bio, languages, accepting_new_patients,"
@@ -161,6 +163,16 @@ def _build_postgres(engine: Engine, data: Iterator[tuple]) -> None:
             ) as copy:
                 for n, _, _, m, _ in rows:
                     copy.write_row((n, m))
+            cur.execute("SET session_replication_role = DEFAULT")
+            cur.execute(
+                "INSERT INTO referral_search_point"
+                " (location_id, modality_id, practitioner_id, geog)"
+                " SELECT l.id, pm.modality_id, l.practitioner_id, l.geog"
+                " FROM referral_location l"
+                " JOIN referral_practitioner p ON p.id = l.practitioner_id"
+                " JOIN referral_practitioner_modality pm ON pm.practitioner_id = p.id"
+                " WHERE p.status = 'active'"
+            )
             for table in ("referral_practitioner", "referral_location"):
                 cur.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
@@ -171,6 +183,7 @@ def _build_postgres(engine: Engine, data: Iterator[tuple]) -> None:
         conn.execute("VACUUM ANALYZE referral_practitioner")
         conn.execute("VACUUM ANALYZE referral_location")
         conn.execute("VACUUM ANALYZE referral_practitioner_modality")
+        conn.execute("VACUUM ANALYZE referral_search_point")
         conn.autocommit = False
     finally:
         raw.close()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from geopy.distance import EARTH_RADIUS
@@ -337,29 +337,23 @@ class _RTreeIndex:
 
 
 class _PostGISIndex:
-    """PostgreSQL: the GiST index on ``geog`` drives. A MATERIALIZED CTE takes the k
-    locations nearest the point (``ORDER BY geog <-> point LIMIT k``); only those are
-    joined and filtered, and k grows until enough match or the k-th is beyond the
-    radius. The count uses ``ST_DWithin`` on the same index.
+    """PostgreSQL: a GiST index drives. A MATERIALIZED CTE takes the k locations nearest
+    the point (``ORDER BY geog <-> point LIMIT k``: per wanted modality on
+    ``referral_search_point``'s partial indexes, else on ``referral_location``); only
+    those are joined and filtered, and k grows until enough match or the k-th is beyond
+    the radius. The count uses ``ST_DWithin`` on the location index.
 
     Left to itself the planner misjudges ``ST_DWithin``'s selectivity and starts from the
-    filter tables instead: a plan 100x slower at 100,000 rows."""
+    filter tables; and a second sort key or a WHERE beside the KNN order makes it sort
+    the whole table. Hence the CTE of plain KNN subqueries."""
 
     POINT = "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography"
 
-    def _near(self, nearest_first: bool) -> str:
-        # No WHERE beside the KNN order (and no second sort key): anything more and the
-        # planner sorts the whole table instead of walking the index.
-        where = (
-            " ORDER BY l.geog <-> {point} LIMIT %(limit)s"
-            if nearest_first
-            else " WHERE ST_DWithin(l.geog, {point}, %(radius_m)s, false)"
-        )
+    def _near(self) -> str:
         return (
             "WITH near AS MATERIALIZED (SELECT l.id, l.practitioner_id, l.geog,"
             " l.home_visit_radius_km FROM referral_location AS l"
-            + where.format(point=self.POINT)
-            + ")"
+            f" WHERE ST_DWithin(l.geog, {self.POINT}, %(radius_m)s, false))"
         )
 
     def _conditions(self, filters: Filters, params: dict[str, Any]) -> str:
@@ -367,6 +361,38 @@ class _PostGISIndex:
         if filters.home_visits:
             where.append(f"ST_DWithin(l.geog, {self.POINT}, l.home_visit_radius_km * 1000, false)")
         return " AND ".join(where)
+
+    def _branches(self, session: Session, filters: Filters) -> list[str] | None:
+        """One nearest-first subquery per wanted modality (each walks that modality's
+        partial index; the ids are integers from the database, written into the SQL so
+        the planner can match the index), or one over every location. None: a modality
+        that does not exist, so nothing can match."""
+        visit = (
+            "(SELECT x.home_visit_radius_km FROM referral_location x WHERE x.id = s.location_id)"
+            if filters.home_visits
+            else "NULL::double precision"
+        )
+        if not filters.modalities:
+            return [
+                "(SELECT l.id, l.practitioner_id, l.geog, l.home_visit_radius_km, 0 AS branch"
+                f" FROM referral_location AS l ORDER BY l.geog <-> {self.POINT}"
+                " LIMIT %(limit)s)"
+            ]
+        ids = [
+            int(row[0])
+            for row in _driver(session).execute(
+                "SELECT id FROM referral_modality WHERE slug = ANY(%s) ORDER BY id",
+                [list(filters.modalities)],
+            )
+        ]
+        if not ids:
+            return None
+        return [
+            f"(SELECT s.location_id AS id, s.practitioner_id, s.geog, {visit}"
+            f" AS home_visit_radius_km, {m:d} AS branch FROM referral_search_point AS s"
+            f" WHERE s.modality_id = {m:d} ORDER BY s.geog <-> {self.POINT} LIMIT %(limit)s)"
+            for m in ids
+        ]
 
     def nearest(
         self,
@@ -378,25 +404,34 @@ class _PostGISIndex:
         need: int,
     ) -> tuple[Ranked, bool]:
         """Up to ``need`` nearest matches, and whether those are all there are."""
+        branches = self._branches(session, filters)
+        if branches is None:
+            return [], True
         params: dict[str, Any] = {"lat": lat, "lon": lon}
+        rest = replace(filters, modalities=())  # the branches did the modality filter
         sql = (
-            self._near(nearest_first=True)
-            + f" SELECT ST_Distance(l.geog, {self.POINT}, false) / 1000, l.practitioner_id,"
-            f" l.id, {self._conditions(filters, params)} FROM near AS l"
+            f"WITH near AS MATERIALIZED ({' UNION ALL '.join(branches)})"
+            f" SELECT ST_Distance(l.geog, {self.POINT}, false) / 1000, l.practitioner_id,"
+            f" l.id, {self._conditions(rest, params)}, l.branch FROM near AS l"
             " JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
         )
-        limit = need * 5 + 10  # enough when one in five matches, as with one modality
+        limit = need * 5 + 10  # one branch: enough when one location in five matches
+        if filters.modalities:
+            limit = need + 4  # a branch holds only its modality; spare rows for duplicates
         connection = _driver(session)
         while True:
             rows = connection.execute(sql, {**params, "limit": limit}).fetchall()
-            edge = max((row[0] for row in rows), default=0.0)
-            # a match nearer than the farthest candidate cannot be overtaken by another
-            seen_all = len(rows) < limit or edge > radius_km
-            bound = radius_km if seen_all else edge
+            per_branch: dict[int, list[float]] = {}
+            for row in rows:
+                per_branch.setdefault(row[4], []).append(row[0])
+            # every match nearer than the farthest row of a full branch has been seen
+            edges = [max(ds) for ds in per_branch.values() if len(ds) >= limit]
+            bound = min(edges, default=math.inf)
+            seen_all = bound > radius_km
             ranked = _first_per_practitioner(
                 row[:3]
                 for row in rows
-                if row[3] and (row[0] <= bound if seen_all else row[0] < bound)
+                if row[3] and (row[0] <= radius_km if seen_all else row[0] < bound)
             )
             if seen_all:
                 return ranked[:need], len(ranked) <= need
@@ -411,8 +446,7 @@ class _PostGISIndex:
         """How many practitioners match within ``radius_km``."""
         params: dict[str, Any] = {"lat": lat, "lon": lon, "radius_m": radius_km * 1000}
         sql = (
-            self._near(nearest_first=False)
-            + " SELECT count(DISTINCT l.practitioner_id) FROM near AS l"
+            self._near() + " SELECT count(DISTINCT l.practitioner_id) FROM near AS l"
             " JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
             f" WHERE {self._conditions(filters, params)}"
         )

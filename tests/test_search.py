@@ -449,3 +449,38 @@ def test_result_cards_know_their_modalities(session, add_practitioner):
     both, _ = search(session, *SYDNEY, radius_km=1).hits
     assert [m.slug for m in both.practitioner.modalities] == ["physiotherapy", "yoga"]
     assert all(m in held for m in both.practitioner.modalities)
+
+
+def test_modality_search_follows_status_and_modality_changes(session, add_practitioner):
+    """PostgreSQL keeps a per-modality table by triggers: every change must reach it."""
+    yoga = Filters(modalities=("yoga",))
+    person = add_practitioner("Changes", PLACES["Surry Hills"], modalities=("yoga",))
+    assert _names(search(session, *SYDNEY, radius_km=5, filters=yoga)) == ["Changes"]
+
+    person.status = "suspended"
+    session.commit()
+    assert search(session, *SYDNEY, radius_km=5, filters=yoga).hits == []
+    person.status = "active"
+    session.commit()
+    assert _names(search(session, *SYDNEY, radius_km=5, filters=yoga)) == ["Changes"]
+
+    person.modalities = list(
+        session.scalars(select(Modality).where(Modality.slug == "physiotherapy"))
+    )
+    session.commit()
+    assert search(session, *SYDNEY, radius_km=5, filters=yoga).hits == []
+    physio = search(session, *SYDNEY, radius_km=5, filters=Filters(("physiotherapy",)))
+    assert _names(physio) == ["Changes"]
+
+    person.locations[0].lat, person.locations[0].lon = PLACES["Melbourne"]
+    session.commit()
+    assert search(session, *SYDNEY, radius_km=5, filters=Filters(("physiotherapy",))).hits == []
+
+
+def test_a_modality_added_later_is_searchable(session, add_practitioner):
+    session.add(Modality(slug="reflexology", name="Reflexology"))
+    session.commit()
+    add_practitioner("New kind", SYDNEY, modalities=("reflexology",))
+    found = search(session, *SYDNEY, radius_km=5, filters=Filters(("reflexology",)))
+    assert _names(found) == ["New kind"]
+    assert search(session, *SYDNEY, radius_km=5, filters=Filters(("no-such",))).hits == []
