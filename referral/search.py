@@ -1,15 +1,16 @@
 """Finding the nearest active practitioners: the one search interface, two index backends.
 
-:func:`search` asks the database's spatial index for the ids and distances of the page
-(SQLite: an R*Tree bounding box growing from 1 km, then exact great-circle distance in
-Python; PostgreSQL: ``ORDER BY geog <-> point`` on a GiST index, ``ST_DWithin`` for the
-radius, ``ST_Distance(..., false)`` on the same sphere), then loads that page's
-practitioners in one ORM query. Both backends rank by great-circle distance on the same
-sphere and break ties by practitioner id, so they return the same hits in the same order.
+:func:`search` asks the database's spatial index for the ids and distances of the page,
+then loads that page's objects (two ORM queries). SQLite: an R*Tree box that starts at
+0.5 km and grows until it holds enough matches, then exact great-circle distance in
+Python. PostgreSQL: ``ORDER BY geog <-> point`` on GiST indexes (a partial one per
+modality), distances from ``ST_Distance(..., false)`` on the same sphere. Both rank by
+that distance and break ties by practitioner id, so they return the same hits in the same
+order.
 
-The id query is plain SQL through the driver: SQLAlchemy's statement compilation would
-cost more than the index look-up itself at directory scale. Every value is a bound
-parameter; only fixed fragments are joined into the text.
+The id query is plain SQL on the DB-API connection: SQLAlchemy's statement compilation and
+result machinery would cost more than the index look-up itself at directory scale. Every
+value is a bound parameter except modality ids, integers read from the database.
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ from sqlalchemy import Integer, any_, inspect, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
 
 from referral.geo.distance import bounding_box, great_circle_km
-from referral.models import Location, Modality, Practitioner
+from referral.models import Location, Modality, Practitioner, practitioner_modality
 
 #: half the earth's circumference: no two points are farther apart
 EARTH_HALF_KM = math.pi * EARTH_RADIUS
@@ -132,8 +132,7 @@ def search(
 
 def _load(session: Session, ranked: Ranked) -> list[Hit]:
     """The ORM objects of a page: locations with their practitioners in one query, and
-    their modalities (which every result card shows) from one plain query on the link
-    table, matched to the Modality objects the session already holds. An ORM
+    their modalities (which every result card shows) in a second. An ORM
     ``selectinload`` would cost as much as the whole index look-up."""
     if not ranked:
         return []
@@ -153,34 +152,26 @@ def _load(session: Session, ranked: Ranked) -> list[Hit]:
 
 
 def _fill_modalities(session: Session, practitioners: list[Practitioner]) -> None:
-    """Load ``modalities`` for practitioners whose collection is not loaded yet."""
+    """Load ``modalities`` for practitioners whose collection is not loaded yet, in one
+    query for the whole page (link rows with their Modality objects)."""
     todo = {p.id: p for p in practitioners if "modalities" not in inspect(p).dict}
     if not todo:
         return
+    link = practitioner_modality.c.practitioner_id
     if session.get_bind().dialect.name == "postgresql":
-        where, params = "= ANY(%s)", [list(todo)]
+        wanted = link == any_(literal(list(todo), ARRAY(Integer)))
     else:
-        where, params = f"IN ({', '.join('?' for _ in todo)})", list(todo)
-    pairs = _driver(session).execute(
-        "SELECT practitioner_id, modality_id FROM referral_practitioner_modality"
-        f" WHERE practitioner_id {where}",
-        params,
-    )
-    wanted: dict[int, list[int]] = {pid: [] for pid in todo}
-    for practitioner_id, modality_id in pairs:
-        wanted[practitioner_id].append(modality_id)
-    needed = {m for ids in wanted.values() for m in ids}
-    modalities = {}
-    for modality_id in needed:
-        found = session.identity_map.get(identity_key(Modality, modality_id))
-        if found is not None and "name" in inspect(found).dict:
-            modalities[modality_id] = found
-    if len(modalities) < len(needed):
-        stmt = select(Modality).where(Modality.id.in_(needed - modalities.keys()))
-        modalities.update((m.id, m) for m in session.scalars(stmt))
-    for practitioner_id, ids in wanted.items():
-        chosen = sorted((modalities[m] for m in ids), key=lambda m: m.name)
-        set_committed_value(todo[practitioner_id], "modalities", chosen)
+        wanted = link.in_(list(todo))
+    chosen: dict[int, list[Modality]] = {pid: [] for pid in todo}
+    for practitioner_id, modality in session.execute(
+        select(link, Modality)
+        .join(Modality, Modality.id == practitioner_modality.c.modality_id)
+        .where(wanted)
+        .order_by(Modality.name)
+    ):
+        chosen[practitioner_id].append(modality)
+    for practitioner_id, modalities in chosen.items():
+        set_committed_value(todo[practitioner_id], "modalities", modalities)
 
 
 def _index_for(session: Session) -> _SpatialIndex:

@@ -188,3 +188,14 @@ def test_bad_filter_gets_400_with_message(client, varied, query, message):
     html = response.get_data(as_text=True)
     assert message in html
     assert _names(html) == []
+
+
+def test_form_reflects_the_query_it_answered(client, varied):
+    html = client.get(
+        f"{PREFIX}/?postcode=2000&modality=yoga,osteopathy&accepting=0&home_visits=1"
+    ).get_data(as_text=True)
+    assert re.search(r'value="yoga"\s+checked', html)
+    assert re.search(r'value="osteopathy"\s+checked', html)
+    assert not re.search(r'name="accepting" value="1"\s+checked', html)
+    assert re.search(r'name="home_visits" value="1"\s+checked', html)
+    assert '<details class="referral-filters" open>' in html
