@@ -33,6 +33,8 @@ from referral.models import Location, Modality, Practitioner, practitioner_modal
 EARTH_HALF_KM = math.pi * EARTH_RADIUS
 #: first R*Tree box half-size; small, because the first box decides the cost in a city
 FIRST_BOX_KM = 0.5
+#: PostGIS: past this many nearest-first rows, filtering the whole radius once is cheaper
+KNN_MAX_ROWS = 4096
 
 
 @dataclass(frozen=True)
@@ -124,10 +126,24 @@ def search(
         return index.count(session, lat, lon, radius_km, filters)
 
     results = Results(_load(session, page_rows), total, page, per_page, count=count)
-    if fallback and not ranked:
+    if fallback and not ranked and _anyone_matches(session, filters):
         beyond, _ = index.nearest(session, lat, lon, EARTH_HALF_KM, filters, fallback)
         results.nearest_beyond = _load(session, beyond)
     return results
+
+
+def _anyone_matches(session: Session, filters: Filters) -> bool:
+    """Whether any listing anywhere passes the filters: without this check, looking for
+    the nearest beyond the radius would widen its search to the whole earth for nothing."""
+    params: dict[str, Any] = {}
+    dialect = session.get_bind().dialect.name
+    where = _filter_sql(filters, params, dialect, "p.id")
+    sql = (
+        "SELECT 1 FROM referral_practitioner AS p"
+        " JOIN referral_location AS l ON l.practitioner_id = p.id"
+        f" WHERE {' AND '.join(where)} LIMIT 1"
+    )
+    return _driver(session).execute(sql, params).fetchone() is not None
 
 
 def _load(session: Session, ranked: Ranked) -> list[Hit]:
@@ -398,7 +414,7 @@ class _PostGISIndex:
         branches = self._branches(session, filters)
         if branches is None:
             return [], True
-        params: dict[str, Any] = {"lat": lat, "lon": lon}
+        params: dict[str, Any] = {"lat": lat, "lon": lon, "radius_m": radius_km * 1000}
         rest = replace(filters, modalities=())  # the branches did the modality filter
         sql = (
             f"WITH near AS MATERIALIZED ({' UNION ALL '.join(branches)})"
@@ -430,6 +446,19 @@ class _PostGISIndex:
                 return ranked[:need], False
             growth = need / len(ranked) * 1.3 if ranked else 8.0
             limit = int(limit * min(max(growth, 2.0), 8.0))
+            if limit > KNN_MAX_ROWS:  # rare matches: filter everything in the radius once
+                rows = connection.execute(self._within_sql(filters, params), params).fetchall()
+                ranked = _first_per_practitioner(rows)
+                return ranked[:need], len(ranked) <= need
+
+    def _within_sql(self, filters: Filters, params: dict[str, Any]) -> str:
+        """Every match within the radius, with distances: the plan for rare filters."""
+        return (
+            self._near() + f" SELECT ST_Distance(l.geog, {self.POINT}, false) / 1000 AS d,"
+            " l.practitioner_id, l.id FROM near AS l"
+            " JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
+            f" WHERE {self._conditions(filters, params)}"
+        )
 
     def count(
         self, session: Session, lat: float, lon: float, radius_km: float, filters: Filters
