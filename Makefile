@@ -8,6 +8,9 @@ EXTRAS ?= test,postgres,postcodes,demo,server,bench
 # PostgreSQL for the second test run; `make test` skips it, saying so, when unreachable.
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/referral_test
 PYTEST_ARGS ?=
+# `make bench`: rows to build, and a database of its own (the bench empties it first)
+BENCH_ROWS ?= 1000000
+BENCH_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/referral_bench
 
 .PHONY: install demo serve lint format test test-sqlite test-postgres bench clean vendor chromium
 
@@ -69,8 +72,12 @@ test: lint chromium
 	$(BIN)/coverage report --precision=1
 
 bench: install
-	$(BIN)/python bench/search.py --backend sqlite
-	$(BIN)/python bench/search.py --backend postgresql --url "$(PG_URL)"
+	$(BIN)/python bench/search.py --rows $(BENCH_ROWS) --backend sqlite
+	@if $(BIN)/python tests/pg_ready.py "$(BENCH_PG_URL)"; then \
+	  $(BIN)/python bench/search.py --rows $(BENCH_ROWS) --backend postgresql --url "$(BENCH_PG_URL)"; \
+	else \
+	  echo "SKIPPED the PostgreSQL benchmark: no PostgreSQL with PostGIS at $(BENCH_PG_URL)."; \
+	fi
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .coverage

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,18 +14,24 @@ from sqlalchemy.orm import Session
 
 from referral.models import Condition, HealthFund, Modality
 
+with contextlib.suppress(ImportError):  # the postgres extra: reflection knows PostGIS types
+    import geoalchemy2  # noqa: F401
+
 VERSION_TABLE = "referral_alembic_version"
+#: tables the migrations make on one backend only, for the spatial index
+SPATIAL_TABLES = ("referral_location_rtree", "referral_search_point")
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, other: Any) -> bool:
     """Compare only the plugin's own tables, and leave out the spatial indexes the
-    migrations create on one backend only (SQLite R*Tree, PostGIS geography)."""
+    migrations create on one backend only (SQLite R*Tree, PostGIS geography and the
+    per-modality search table)."""
     name = name or ""
     if type_ == "table":
         return (
             name.startswith("referral_")
             and name != VERSION_TABLE
-            and not name.startswith("referral_location_rtree")
+            and not name.startswith(SPATIAL_TABLES)
         )
     if type_ == "column":
         return name != "geog"

@@ -24,6 +24,14 @@ ERRORS: dict[str, tuple[int, str]] = {
     "invalid_page": (400, "page is not a whole number from 1 to 10000."),
     "invalid_per_page": (400, "per_page is not a whole number from 1 to REFERRAL_MAX_PER_PAGE."),
     "unknown_modality": (400, "A modality slug is not in GET /v1/modalities."),
+    "unknown_condition": (400, "The condition slug is not in GET /v1/conditions."),
+    "unknown_fund": (400, "The fund slug is not in GET /v1/funds."),
+    "invalid_accepting": (400, "accepting is not yes/no (1, true, yes, on / 0, false, no, off)."),
+    "invalid_home_visits": (
+        400,
+        "home_visits is not yes/no (1, true, yes, on / 0, false, no, off).",
+    ),
+    "invalid_language": (400, "language is longer than 40 characters."),
     "invalid_characters": (400, "A parameter contains control characters (such as NUL)."),
     "invalid_q": (400, "q is missing or longer than 100 characters."),
     "invalid_limit": (400, "limit is not a whole number from 1 to REFERRAL_AUTOCOMPLETE_LIMIT."),
@@ -265,12 +273,30 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
             {**_range(0.1, max_radius), "default": float(config["REFERRAL_DEFAULT_RADIUS_KM"])},
         ),
         _slugs("modality", "Modality slugs from GET /v1/modalities."),
-        _slugs("condition", "Condition slugs from GET /v1/conditions."),
-        _slugs("fund", "Health fund slugs from GET /v1/funds."),
+        _param(
+            "condition",
+            "A condition slug from GET /v1/conditions: every modality that treats it.",
+            {"type": "string", "maxLength": 64},
+        ),
+        _param(
+            "fund",
+            "A health fund slug from GET /v1/funds: practitioners with its rebates.",
+            {"type": "string", "maxLength": 64},
+        ),
         _param(
             "accepting",
             "`true`: only practitioners accepting new patients.",
             {"type": "boolean"},
+        ),
+        _param(
+            "home_visits",
+            "`true`: only practitioners whose home-visit radius reaches the searched place.",
+            {"type": "boolean"},
+        ),
+        _param(
+            "language",
+            "A language the practitioner speaks (case-insensitive), e.g. `Greek`.",
+            {"type": "string", "maxLength": 40},
         ),
         _param(
             "page",

@@ -14,7 +14,7 @@ from referral.errors import InvalidInput
 from referral.geo import LocationNotFound, Point
 from referral.geo.geocode import LocationServiceUnavailable, locate
 from referral.geo.postcodes import MAX_QUERY_LENGTH
-from referral.models import Modality
+from referral.models import Condition, HealthFund, Modality
 from referral.search import Filters
 
 
@@ -66,12 +66,7 @@ def parse_search(
         args, "per_page", int(config["REFERRAL_PER_PAGE"]), 1, int(config["REFERRAL_MAX_PER_PAGE"])
     )
 
-    modalities = tuple(dict.fromkeys(s for s in _getlist(args, "modality") if s))
-    if modalities:
-        known = set(session.scalars(select(Modality.slug).where(Modality.slug.in_(modalities))))
-        unknown = [s for s in modalities if s not in known]
-        if unknown:
-            raise InvalidInput("unknown_modality", f"Unknown modality: {unknown[0][:60]}.")
+    filters = parse_filters(session, args)
 
     country = parse_country(args, config)
 
@@ -99,7 +94,7 @@ def parse_search(
     return SearchQuery(
         point=point,
         radius_km=radius if radius is not None else float(config["REFERRAL_DEFAULT_RADIUS_KM"]),
-        filters=Filters(modalities=modalities),
+        filters=filters,
         page=page,
         per_page=per_page,
         postcode=postcode,
@@ -132,6 +127,53 @@ def _refuse_control_characters(args: Mapping[str, Any]) -> None:
                 raise InvalidInput(
                     "invalid_characters", f"{name[:40]} contains control characters."
                 )
+
+
+#: how a yes/no parameter may be written; anything else is an error, not a silent "no"
+YES = frozenset({"1", "true", "yes", "on", "y"})
+NO = frozenset({"", "0", "false", "no", "off", "n"})
+MAX_LANGUAGE_LENGTH = 40
+
+
+def parse_filters(session: Session, args: Mapping[str, Any]) -> Filters:
+    """The filters of a search request; unknown slugs are errors the visitor can fix."""
+    modalities = tuple(dict.fromkeys(s for s in _getlist(args, "modality") if s))
+    if modalities:
+        known = set(session.scalars(select(Modality.slug).where(Modality.slug.in_(modalities))))
+        unknown = [s for s in modalities if s not in known]
+        if unknown:
+            raise InvalidInput("unknown_modality", f"Unknown modality: {unknown[0][:60]}.")
+    condition = _slug(session, args, "condition", Condition)
+    fund = _slug(session, args, "fund", HealthFund)
+    language = (args.get("language") or "").strip()
+    if len(language) > MAX_LANGUAGE_LENGTH:
+        raise InvalidInput("invalid_language", "That language name is too long.")
+    return Filters(
+        modalities=modalities,
+        condition=condition,
+        fund=fund,
+        accepting=_flag(args, "accepting"),
+        home_visits=_flag(args, "home_visits"),
+        language=language or None,
+    )
+
+
+def _slug(session: Session, args: Mapping[str, Any], name: str, model: Any) -> str | None:
+    slug = (args.get(name) or "").strip()
+    if not slug:
+        return None
+    if session.scalar(select(model.id).where(model.slug == slug)) is None:
+        raise InvalidInput(f"unknown_{name}", f"Unknown {name}: {slug[:60]}.")
+    return slug
+
+
+def _flag(args: Mapping[str, Any], name: str) -> bool:
+    raw = str(args.get(name) or "").strip().lower()
+    if raw in YES:
+        return True
+    if raw in NO:
+        return False
+    raise InvalidInput(f"invalid_{name}", f"{name} must be yes or no (1 or 0).")
 
 
 def _getlist(args: Mapping[str, Any], name: str) -> list[str]:

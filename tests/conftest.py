@@ -60,6 +60,8 @@ def _template_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             for table in reversed(Base.metadata.sorted_tables):
                 conn.execute(text(f'DROP TABLE IF EXISTS "{table.name}" CASCADE'))
             conn.execute(text(f"DROP TABLE IF EXISTS {migrate.VERSION_TABLE}"))
+            for name in migrate.SPATIAL_TABLES:
+                conn.execute(text(f"DROP TABLE IF EXISTS {name} CASCADE"))
         migrate.upgrade(engine)
         engine.dispose()
         yield PG_URL

@@ -277,7 +277,7 @@ def test_openapi_document_validates(client, spec):
     names = {p["name"] for p in spec["paths"]["/v1/practitioners"]["get"]["parameters"]}
     assert names == {
         "postcode", "country", "lat", "lon", "radius_km", "modality", "condition", "fund",
-        "accepting", "page", "per_page",
+        "accepting", "home_visits", "language", "page", "per_page",
     }  # fmt: skip
     assert (
         spec["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]

@@ -114,3 +114,93 @@ def test_pages_are_mobile_ready(client):
 def test_practitioner_address_has_no_stray_comma(client, listed):
     html = client.get(f"{PREFIX}/practitioners/{listed['near'].id}").get_data(as_text=True)
     assert "<li>Nina Near suburb " in html and ", Nina Near suburb" not in html
+
+
+@pytest.fixture
+def varied(add_practitioner, session):
+    from referral.models import HealthFund, PractitionerFund
+
+    bupa = session.query(HealthFund).filter_by(slug="bupa").one()
+    people = {
+        "physio": add_practitioner(
+            "Phil Physio",
+            (-33.8700, 151.2100),
+            modalities=("physiotherapy",),
+            conditions=("low-back-pain",),
+        ),
+        "yoga": add_practitioner(
+            "Yara Yoga",
+            (-33.8800, 151.2100),
+            modalities=("yoga",),
+            conditions=("low-back-pain",),
+            languages=["Greek"],
+        ),
+        "osteo": add_practitioner(
+            "Oscar Osteo",
+            (-33.8900, 151.2100),
+            modalities=("osteopathy",),
+            accepting_new_patients=False,
+        ),
+    }
+    people["yoga"].funds = [PractitionerFund(fund=bupa)]
+    session.commit()
+    return people
+
+
+def test_form_offers_every_filter(client):
+    html = client.get(f"{PREFIX}/").get_data(as_text=True)
+    for field in ("condition", "fund", "language", "accepting", "home_visits"):
+        assert f'name="{field}"' in html
+    assert 'value="low-back-pain"' in html and 'value="bupa"' in html
+    assert html.count('type="checkbox" name="modality"') >= 5
+
+
+def test_condition_search_shows_every_modality_that_treats_it(client, varied):
+    html = client.get(f"{PREFIX}/?postcode=2000&condition=low-back-pain").get_data(as_text=True)
+    assert _names(html) == ["Phil Physio", "Yara Yoga"]
+    assert 'value="low-back-pain" selected' in html
+
+
+def test_filters_combine_on_the_page(client, varied):
+    url = f"{PREFIX}/?postcode=2000&fund=bupa&language=greek"
+    assert _names(client.get(url).get_data(as_text=True)) == ["Yara Yoga"]
+    html = client.get(f"{PREFIX}/?postcode=2000&accepting=1").get_data(as_text=True)
+    assert _names(html) == ["Phil Physio", "Yara Yoga"]
+
+
+def test_several_modalities_stay_ticked_and_in_the_pager(client, varied):
+    url = f"{PREFIX}/?postcode=2000&modality=yoga&modality=osteopathy&per_page=1"
+    html = client.get(url).get_data(as_text=True)
+    assert _names(html) == ["Yara Yoga"]
+    assert re.search(r'value="yoga"\s+checked', html)
+    assert re.search(r'value="osteopathy"\s+checked', html)
+    next_link = re.search(r'rel="next" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert "modality=yoga" in next_link and "modality=osteopathy" in next_link
+    assert _names(client.get(next_link).get_data(as_text=True)) == ["Oscar Osteo"]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("condition=broken-heart", "Unknown condition: broken-heart."),
+        ("fund=acme", "Unknown fund: acme."),
+        ("accepting=perhaps", "accepting must be yes or no"),
+    ],
+)
+def test_bad_filter_gets_400_with_message(client, varied, query, message):
+    response = client.get(f"{PREFIX}/?postcode=2000&{query}")
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert message in html
+    assert _names(html) == []
+
+
+def test_form_reflects_the_query_it_answered(client, varied):
+    html = client.get(
+        f"{PREFIX}/?postcode=2000&modality=yoga,osteopathy&accepting=0&home_visits=1"
+    ).get_data(as_text=True)
+    assert re.search(r'value="yoga"\s+checked', html)
+    assert re.search(r'value="osteopathy"\s+checked', html)
+    assert not re.search(r'name="accepting" value="1"\s+checked', html)
+    assert re.search(r'name="home_visits" value="1"\s+checked', html)
+    assert '<details class="referral-filters" open>' in html

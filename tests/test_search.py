@@ -1,10 +1,27 @@
 from __future__ import annotations
 
+import random
+
 import pytest
 from geopy.distance import geodesic, great_circle
+from sqlalchemy import insert, select, text
+from sqlalchemy.orm import Session
 
+from referral import migrate
+from referral import search as search_module
+from referral.db import make_engine
 from referral.geo.distance import bounding_box, great_circle_km
+from referral.models import (
+    Base,
+    Condition,
+    HealthFund,
+    Location,
+    Modality,
+    Practitioner,
+    PractitionerFund,
+)
 from referral.search import Filters, search
+from tests.conftest import PG_URL, TAXONOMY
 
 SYDNEY = (-33.8688, 151.2093)
 # Known places and their order by distance from Sydney's GPO
@@ -93,3 +110,397 @@ def test_bounding_box_contains_the_circle():
     assert min_lon < SYDNEY[1] - 1.0 and max_lon > SYDNEY[1] + 1.0
     # across the antimeridian the box widens to every longitude
     assert bounding_box(-17.0, 179.9, 50)[2:] == (-180.0, 180.0)
+
+
+# --- filters, on real rows --------------------------------------------------------------
+
+
+@pytest.fixture
+def clinic(add_practitioner, session):
+    """Six practitioners around Sydney, each differing in one filterable way."""
+    funds = {f.slug: f for f in session.scalars(select(HealthFund))}
+    people = {
+        "Massage": add_practitioner(
+            "Massage", SYDNEY, conditions=("low-back-pain",), languages=["English"]
+        ),
+        "Physio": add_practitioner(
+            "Physio",
+            PLACES["Surry Hills"],
+            modalities=("physiotherapy",),
+            conditions=("low-back-pain", "neck-pain"),
+            languages=["English", "Greek"],
+            accepting_new_patients=False,
+        ),
+        "Osteo": add_practitioner(
+            "Osteo",
+            PLACES["North Sydney"],
+            modalities=("osteopathy",),
+            conditions=("low-back-pain",),
+            home_visits=True,
+        ),
+        "Yoga": add_practitioner(
+            "Yoga", PLACES["Parramatta"], modalities=("yoga",), conditions=("low-back-pain",)
+        ),
+        "Myo": add_practitioner(
+            "Myo", PLACES["Newcastle"], modalities=("myotherapy",), conditions=("sciatica",)
+        ),
+        "Visiting": add_practitioner(
+            "Visiting", PLACES["Parramatta"], home_visits=True, languages=["greek"]
+        ),
+    }
+    people["Massage"].funds = [PractitionerFund(fund=funds["bupa"], provider_number="B1")]
+    people["Yoga"].funds = [
+        PractitionerFund(fund=funds["bupa"]),
+        PractitionerFund(fund=funds["hcf"]),
+    ]
+    people["Osteo"].locations[0].home_visit_radius_km = 5.0  # ~3.3 km away: reaches Sydney GPO
+    people["Visiting"].locations[0].home_visit_radius_km = 10.0  # ~20 km away: does not
+    session.commit()
+    return people
+
+
+def _names(results):
+    return [h.practitioner.name for h in results.hits]
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (Filters(), ["Massage", "Physio", "Osteo", "Yoga", "Visiting", "Myo"]),
+        # a condition finds every modality that treats it, nearest first
+        (Filters(condition="low-back-pain"), ["Massage", "Physio", "Osteo", "Yoga"]),
+        (Filters(condition="sciatica"), ["Myo"]),
+        (Filters(condition="headache"), []),
+        (Filters(fund="bupa"), ["Massage", "Yoga"]),
+        (Filters(fund="hcf"), ["Yoga"]),
+        (Filters(accepting=True), ["Massage", "Osteo", "Yoga", "Visiting", "Myo"]),
+        (Filters(home_visits=True), ["Osteo"]),
+        (Filters(language="GREEK"), ["Physio", "Visiting"]),
+        (Filters(modalities=("yoga", "osteopathy")), ["Osteo", "Yoga"]),
+        (Filters(modalities=("physiotherapy",), condition="low-back-pain"), ["Physio"]),
+        (Filters(condition="low-back-pain", accepting=True, fund="bupa"), ["Massage", "Yoga"]),
+        (Filters(language="greek", accepting=True), ["Visiting"]),
+    ],
+)
+def test_filters_on_real_rows(session, clinic, filters, expected):
+    results = search(session, *SYDNEY, radius_km=200, filters=filters, fallback=0)
+    assert _names(results) == expected
+    assert results.total == len(expected)
+
+
+def test_home_visits_need_the_visitor_inside_the_visit_radius(session, clinic):
+    parramatta = PLACES["Parramatta"]
+    results = search(session, *parramatta, radius_km=50, filters=Filters(home_visits=True))
+    assert _names(results) == ["Visiting"]  # Osteo's 5 km no longer reaches
+    assert results.hits[0].distance_km == pytest.approx(0.0, abs=1e-9)
+
+
+def test_nearest_beyond_respects_the_filters(session, clinic):
+    results = search(
+        session, -31.95, 115.86, radius_km=10, filters=Filters(fund="bupa"), fallback=5
+    )
+    assert results.total == 0 and results.hits == []
+    assert [h.practitioner.name for h in results.nearest_beyond] == ["Yoga", "Massage"]
+    assert results.nearest_beyond[0].distance_km > 3000
+
+
+def test_no_match_anywhere_gives_no_nearest_beyond(session, clinic):
+    results = search(session, *SYDNEY, radius_km=10, filters=Filters(condition="pregnancy"))
+    assert results.total == 0 and results.nearest_beyond == []
+
+
+def test_boundary_radius(session, add_practitioner):
+    # due north of the GPO at 9.99 km and 10.01 km
+    inside = (SYDNEY[0] + 9.99 / 111.195, SYDNEY[1])
+    outside = (SYDNEY[0] + 10.01 / 111.195, SYDNEY[1])
+    add_practitioner("Inside", inside)
+    add_practitioner("Outside", outside)
+    results = search(session, *SYDNEY, radius_km=10)
+    assert _names(results) == ["Inside"]
+    assert results.hits[0].distance_km == pytest.approx(9.99, abs=0.01)
+    assert results.total == 1
+
+
+def test_paging_beyond_the_end_is_empty_but_counts(session, directory):
+    results = search(session, *SYDNEY, radius_km=1000, per_page=2, page=9)
+    assert results.hits == []
+    assert results.total == 5
+    assert results.nearest_beyond == []  # there are matches, just not on this page
+
+
+def test_total_is_counted_when_the_page_does_not_show_it(session, directory):
+    first = search(session, *SYDNEY, radius_km=50, per_page=1)
+    assert _names(first) == ["Surry Hills"]
+    assert first.total == 3
+
+
+def test_several_locations_page_and_count_once(session, add_practitioner):
+    for n in range(6):
+        # every practitioner has a near and a far location
+        add_practitioner(
+            f"P{n}",
+            (SYDNEY[0] - 0.01 * (n + 1), SYDNEY[1]),
+            (SYDNEY[0] + 0.02 * (n + 1), SYDNEY[1]),
+        )
+    pages = [search(session, *SYDNEY, radius_km=100, per_page=2, page=p) for p in (1, 2, 3)]
+    assert [_names(p) for p in pages] == [["P0", "P1"], ["P2", "P3"], ["P4", "P5"]]
+    assert all(p.total == 6 for p in pages)
+    assert all(h.location.lat < SYDNEY[0] for p in pages for h in p.hits)
+
+
+def test_same_clinic_ties_break_by_practitioner_id(session, add_practitioner):
+    ids = [add_practitioner(f"Same {n}", PLACES["Surry Hills"]).id for n in range(4)]
+    results = search(session, *SYDNEY, radius_km=5, per_page=3)
+    assert [h.practitioner.id for h in results.hits] == ids[:3]
+    assert results.total == 4
+
+
+def test_across_the_antimeridian(session, add_practitioner):
+    add_practitioner("West of the line", (-17.0, 179.95))
+    add_practitioner("East of the line", (-17.0, -179.9))
+    add_practitioner("Far west", (-17.0, 178.0))
+    results = search(session, -17.0, 179.99, radius_km=50)
+    assert _names(results) == ["West of the line", "East of the line"]
+    assert results.hits[1].distance_km == pytest.approx(
+        great_circle_km(-17.0, 179.99, -17.0, -179.9), rel=1e-6
+    )
+
+
+def test_near_the_south_pole(session, add_practitioner):
+    add_practitioner("Pole station", (-89.99, 139.27))
+    add_practitioner("Other side", (-89.9, -40.0))
+    add_practitioner("Coast", (-77.85, 166.67))
+    results = search(session, -90.0, 0.0, radius_km=100)
+    assert _names(results) == ["Pole station", "Other side"]
+    assert results.hits[1].distance_km == pytest.approx(11.12, abs=0.01)
+
+
+# --- the same answers as a brute-force scan, and across the two backends -----------------
+
+SLUGS = ["remedial-massage", "physiotherapy", "myotherapy", "osteopathy", "yoga"]
+CONDITIONS = ["low-back-pain", "sciatica", "neck-pain"]
+FUNDS = ["bupa", "hcf", "nib"]
+LANGUAGES = ["English", "Greek", "Vietnamese"]
+CENTRES = [SYDNEY, PLACES["Melbourne"], (-17.0, 179.9), (-27.47, 153.03)]
+QUERIES = [
+    (SYDNEY, 30.0, Filters()),
+    (SYDNEY, 30.0, Filters(modalities=("yoga", "physiotherapy"))),
+    (PLACES["Melbourne"], 20.0, Filters(condition="low-back-pain", accepting=True)),
+    ((-33.80, 151.10), 50.0, Filters(fund="bupa", language="greek")),
+    ((-17.0, -179.95), 80.0, Filters()),
+    ((-27.5, 153.0), 40.0, Filters(home_visits=True)),
+    ((-27.5, 153.0), 3000.0, Filters(modalities=("osteopathy",))),
+]
+
+
+def load_random_directory(session: Session, seed: int = 3, count: int = 300) -> None:
+    """A few hundred practitioners, one to three locations each, random filter values."""
+    rng = random.Random(seed)
+    modalities = {m.slug: m for m in session.scalars(select(Modality))}
+    conditions = {c.slug: c for c in session.scalars(select(Condition))}
+    funds = {f.slug: f for f in session.scalars(select(HealthFund))}
+    for n in range(count):
+        centre = rng.choice(CENTRES)
+        locations = []
+        for _ in range(rng.choice([1, 1, 1, 2, 3])):
+            lat = centre[0] + rng.gauss(0, 0.15)
+            lon = (centre[1] + rng.gauss(0, 0.15) + 180) % 360 - 180
+            radius = rng.choice([None, 5.0, 15.0, 40.0])
+            locations.append(Location(lat=lat, lon=lon, home_visit_radius_km=radius))
+        session.add(
+            Practitioner(
+                name=f"Random {n}",
+                status=rng.choice(["active"] * 9 + ["pending"]),
+                modalities=[modalities[s] for s in rng.sample(SLUGS, rng.choice([1, 1, 2]))],
+                conditions=[conditions[s] for s in rng.sample(CONDITIONS, rng.randint(0, 2))],
+                funds=[
+                    PractitionerFund(fund=funds[s]) for s in rng.sample(FUNDS, rng.randint(0, 2))
+                ],
+                languages=rng.sample(LANGUAGES, rng.randint(1, 2)),
+                accepting_new_patients=rng.random() < 0.7,
+                home_visits=rng.random() < 0.3,
+                locations=locations,
+            )
+        )
+    session.commit()
+
+
+def brute_force(session: Session, lat: float, lon: float, radius_km: float, filters: Filters):
+    """Every practitioner checked in Python: the reference the index must equal."""
+    found = []
+    for p in session.scalars(select(Practitioner).where(Practitioner.status == "active")):
+        if filters.modalities and not {m.slug for m in p.modalities} & set(filters.modalities):
+            continue
+        if filters.condition and filters.condition not in {c.slug for c in p.conditions}:
+            continue
+        if filters.fund and filters.fund not in {f.fund.slug for f in p.funds}:
+            continue
+        if filters.accepting and not p.accepting_new_patients:
+            continue
+        if filters.language and filters.language not in {x.lower() for x in p.languages}:
+            continue
+        best = None
+        for loc in p.locations:
+            d = great_circle_km(lat, lon, loc.lat, loc.lon)
+            if d > radius_km:
+                continue
+            if filters.home_visits and not (
+                p.home_visits and loc.home_visit_radius_km and d <= loc.home_visit_radius_km
+            ):
+                continue
+            if best is None or (d, loc.id) < best:
+                best = (d, loc.id)
+        if best is not None:
+            found.append((best[0], p.id, best[1]))
+    return sorted(found)
+
+
+def _ranking(session: Session, point, radius_km: float, filters: Filters, per_page=100):
+    results = search(session, *point, radius_km=radius_km, filters=filters, per_page=per_page)
+    return [(h.distance_km, h.practitioner.id, h.location.id) for h in results.hits], results
+
+
+def _assert_same(got, expected):
+    assert [row[1:] for row in got] == [row[1:] for row in expected]
+    for (a, _, _), (b, _, _) in zip(got, expected, strict=True):
+        assert a == pytest.approx(b, rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize(("point", "radius_km", "filters"), QUERIES)
+def test_index_equals_brute_force_on_random_data(session, point, radius_km, filters):
+    load_random_directory(session)
+    expected = brute_force(session, *point, radius_km, filters)
+    got, results = _ranking(session, point, radius_km, filters)
+    assert len(expected) > 0 or filters.home_visits
+    _assert_same(got, expected[:100])
+    assert results.total == len(expected)
+    # and page by page
+    paged = []
+    for page in range(1, len(expected) // 7 + 2):
+        paged += search(
+            session, *point, radius_km=radius_km, filters=filters, page=page, per_page=7
+        ).hits
+    assert [(h.practitioner.id, h.location.id) for h in paged] == [e[1:] for e in expected]
+
+
+RARE = [
+    (SYDNEY, 100.0, Filters(fund="nib", language="vietnamese", accepting=True)),
+    (SYDNEY, 100.0, Filters(modalities=("yoga",), language="greek", fund="hcf")),
+    (PLACES["Melbourne"], 60.0, Filters(condition="sciatica", home_visits=True)),
+]
+
+
+@pytest.mark.parametrize(("point", "radius_km", "filters"), RARE)
+def test_rare_matches_plan_gives_the_same_answers(session, monkeypatch, point, radius_km, filters):
+    """PostGIS switches from nearest-first to filtering the whole radius past a row
+    budget; with a tiny budget every query takes that path and must not change."""
+    monkeypatch.setattr(search_module, "KNN_MAX_ROWS", 8)
+    load_random_directory(session)
+    expected = brute_force(session, *point, radius_km, filters)
+    got, results = _ranking(session, point, radius_km, filters, per_page=5)
+    _assert_same(got, expected[:5])
+    assert results.total == len(expected)
+
+
+@pytest.mark.skipif(not PG_URL, reason="needs PostgreSQL (REFERRAL_TEST_DATABASE_URL)")
+def test_sqlite_and_postgis_give_the_same_answers(session, tmp_path):
+    """One dataset in a SQLite file and in PostGIS: same hits, same order, same km."""
+    assert session.get_bind().dialect.name == "postgresql"
+    load_random_directory(session, seed=11, count=400)
+    engine = make_engine(f"sqlite:///{tmp_path}/same.sqlite")
+    migrate.upgrade(engine)
+    with Session(engine) as lite:
+        migrate.sync_taxonomy(lite, TAXONOMY)
+        for table in (
+            "referral_practitioner",
+            "referral_location",
+            "referral_practitioner_modality",
+            "referral_practitioner_condition",
+            "referral_practitioner_fund",
+        ):
+            model_table = Base.metadata.tables[table]
+            rows = [dict(r._mapping) for r in session.execute(select(model_table))]
+            lite.execute(insert(model_table), rows)
+        lite.commit()
+        queries = QUERIES + [
+            ((-33.9 + i * 0.01, 151.0 + i * 0.02), 25.0 + i, Filters()) for i in range(10)
+        ]
+        for point, radius_km, filters in queries:
+            on_pg, pg_results = _ranking(session, point, radius_km, filters)
+            on_lite, lite_results = _ranking(lite, point, radius_km, filters)
+            _assert_same(on_lite, on_pg)
+            assert lite_results.total == pg_results.total
+    engine.dispose()
+
+
+def test_index_follows_every_change_to_a_location(session, add_practitioner):
+    """The R*Tree (triggers) and the generated geography column track writes."""
+    mover = add_practitioner("Mover", PLACES["Melbourne"])
+    gone = add_practitioner("Gone", PLACES["Surry Hills"])
+    assert _names(search(session, *SYDNEY, radius_km=10)) == ["Gone"]
+
+    mover.locations[0].lat, mover.locations[0].lon = PLACES["North Sydney"]
+    session.commit()
+    assert _names(search(session, *SYDNEY, radius_km=10)) == ["Gone", "Mover"]
+
+    session.delete(gone)  # cascades to its location
+    session.commit()
+    assert _names(search(session, *SYDNEY, radius_km=10)) == ["Mover"]
+
+    mover.locations.append(Location(lat=SYDNEY[0], lon=SYDNEY[1]))
+    session.commit()
+    results = search(session, *SYDNEY, radius_km=10)
+    assert _names(results) == ["Mover"] and results.hits[0].distance_km < 0.001
+
+    session.execute(text("DELETE FROM referral_location"))  # plain SQL, no ORM events
+    session.commit()
+    assert search(session, *SYDNEY, radius_km=10).total == 0
+
+
+def test_result_cards_know_their_modalities(session, add_practitioner):
+    add_practitioner("Both", SYDNEY, modalities=("yoga", "physiotherapy"))
+    add_practitioner("None", SYDNEY, modalities=())
+    session.expunge_all()  # as in a fresh request: Modality objects are loaded
+    both, none = search(session, *SYDNEY, radius_km=1).hits
+    assert [m.slug for m in both.practitioner.modalities] == ["physiotherapy", "yoga"]
+    assert none.practitioner.modalities == []
+    session.expunge_all()
+    held = session.scalars(select(Modality)).all()  # now they are in the session already
+    both, _ = search(session, *SYDNEY, radius_km=1).hits
+    assert [m.slug for m in both.practitioner.modalities] == ["physiotherapy", "yoga"]
+    assert all(m in held for m in both.practitioner.modalities)
+
+
+def test_modality_search_follows_status_and_modality_changes(session, add_practitioner):
+    """PostgreSQL keeps a per-modality table by triggers: every change must reach it."""
+    yoga = Filters(modalities=("yoga",))
+    person = add_practitioner("Changes", PLACES["Surry Hills"], modalities=("yoga",))
+    assert _names(search(session, *SYDNEY, radius_km=5, filters=yoga)) == ["Changes"]
+
+    person.status = "suspended"
+    session.commit()
+    assert search(session, *SYDNEY, radius_km=5, filters=yoga).hits == []
+    person.status = "active"
+    session.commit()
+    assert _names(search(session, *SYDNEY, radius_km=5, filters=yoga)) == ["Changes"]
+
+    person.modalities = list(
+        session.scalars(select(Modality).where(Modality.slug == "physiotherapy"))
+    )
+    session.commit()
+    assert search(session, *SYDNEY, radius_km=5, filters=yoga).hits == []
+    physio = search(session, *SYDNEY, radius_km=5, filters=Filters(("physiotherapy",)))
+    assert _names(physio) == ["Changes"]
+
+    person.locations[0].lat, person.locations[0].lon = PLACES["Melbourne"]
+    session.commit()
+    assert search(session, *SYDNEY, radius_km=5, filters=Filters(("physiotherapy",))).hits == []
+
+
+def test_a_modality_added_later_is_searchable(session, add_practitioner):
+    session.add(Modality(slug="reflexology", name="Reflexology"))
+    session.commit()
+    add_practitioner("New kind", SYDNEY, modalities=("reflexology",))
+    found = search(session, *SYDNEY, radius_km=5, filters=Filters(("reflexology",)))
+    assert _names(found) == ["New kind"]
+    assert search(session, *SYDNEY, radius_km=5, filters=Filters(("no-such",))).hits == []

@@ -8,7 +8,7 @@ from sqlalchemy.orm import selectinload
 
 from referral.db import get_session
 from referral.errors import InvalidInput
-from referral.models import Modality, Practitioner
+from referral.models import Condition, HealthFund, Modality, Practitioner
 from referral.query import parse_search
 from referral.search import search
 
@@ -20,8 +20,14 @@ def register(bp: Blueprint) -> None:
 
 def index() -> tuple[str, int] | str:
     session = get_session()
-    modalities = session.scalars(select(Modality).order_by(Modality.name)).all()
-    context = {"modalities": modalities, "args": request.args, "results": None, "error": None}
+    context = {
+        "modalities": session.scalars(select(Modality).order_by(Modality.name)).all(),
+        "conditions": session.scalars(select(Condition).order_by(Condition.name)).all(),
+        "funds": session.scalars(select(HealthFund).order_by(HealthFund.name)).all(),
+        "args": request.args,
+        "results": None,
+        "error": None,
+    }
     if not any(request.args.get(k) for k in ("postcode", "lat", "lon")):
         return render_template("referral/search.html", **context)
     try:

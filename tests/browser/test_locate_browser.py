@@ -46,7 +46,7 @@ def test_use_my_location_fills_coordinates_and_searches(browser, live_url):
     assert page.locator(".referral-card__name").all_inner_texts() == ["Nina Near", "Milo Mid"]
 
     # changing a filter keeps the location; typing a postcode replaces it
-    page.select_option("#referral-modality", "physiotherapy")
+    page.get_by_label("Physiotherapy").check()
     with page.expect_navigation():
         page.get_by_role("button", name="Search").click()
     assert page.locator(".referral-card__name").all_inner_texts() == ["Milo Mid"]

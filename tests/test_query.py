@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import pytest
+from werkzeug.datastructures import MultiDict
+
+from referral.errors import InvalidInput
+from referral.query import parse_filters, parse_search
+from referral.search import Filters
+
+
+def test_every_filter_is_read(session):
+    args = MultiDict(
+        [
+            ("modality", "yoga"),
+            ("modality", "osteopathy,yoga"),
+            ("condition", "low-back-pain"),
+            ("fund", "bupa"),
+            ("accepting", "1"),
+            ("home_visits", "yes"),
+            ("language", " Greek "),
+        ]
+    )
+    assert parse_filters(session, args) == Filters(
+        modalities=("yoga", "osteopathy"),
+        condition="low-back-pain",
+        fund="bupa",
+        accepting=True,
+        home_visits=True,
+        language="Greek",
+    )
+
+
+def test_no_filters_means_everyone(session):
+    assert parse_filters(session, {}) == Filters()
+    assert parse_filters(session, {"accepting": "0", "home_visits": "off"}) == Filters()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        ({"condition": "broken-heart"}, "unknown_condition", "Unknown condition: broken-heart."),
+        ({"fund": "acme-health"}, "unknown_fund", "Unknown fund: acme-health."),
+        ({"fund": "x' OR 1=1 --"}, "unknown_fund", "Unknown fund: x' OR 1=1 --."),
+        ({"modality": "reiki"}, "unknown_modality", "Unknown modality: reiki."),
+        ({"accepting": "maybe"}, "invalid_accepting", "accepting must be yes or no"),
+        ({"home_visits": "2"}, "invalid_home_visits", "home_visits must be yes or no"),
+        ({"language": "x" * 41}, "invalid_language", "too long"),
+    ],
+)
+def test_bad_filters_are_refused_with_a_code_and_message(session, args, code, message):
+    with pytest.raises(InvalidInput) as caught:
+        parse_filters(session, args)
+    assert caught.value.code == code
+    assert message in caught.value.message
+    assert 400 <= caught.value.status < 500
+
+
+def test_a_very_long_unknown_slug_is_cut_in_the_message(session):
+    with pytest.raises(InvalidInput) as caught:
+        parse_filters(session, {"condition": "c" * 5000})
+    assert len(caught.value.message) < 100
+
+
+def test_parse_search_carries_filters_and_paging(app, session):
+    query = parse_search(
+        session,
+        {"lat": "-33.87", "lon": "151.21", "condition": "sciatica", "per_page": "100", "page": "3"},
+        app.config,
+    )
+    assert query.filters == Filters(condition="sciatica")
+    assert (query.page, query.per_page) == (3, 100)
+
+
+@pytest.mark.parametrize("per_page", ["101", "100000", "0", "-1", "ten"])
+def test_per_page_is_capped_at_the_configured_maximum(app, session, per_page):
+    with pytest.raises(InvalidInput) as caught:
+        parse_search(session, {"lat": "0", "lon": "0", "per_page": per_page}, app.config)
+    assert caught.value.code == "invalid_per_page"
+    assert "1 to 100" in caught.value.message
