@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from referral import moderation
 from referral.errors import InvalidInput
@@ -271,5 +271,19 @@ def own_location(session: Session, practitioner: Practitioner, location_id: int)
     return session.scalars(
         select(Location).where(
             Location.id == location_id, Location.practitioner_id == practitioner.id
+        )
+    ).first()
+
+
+def public_listing(session: Session, practitioner_id: int) -> Practitioner | None:
+    """The practitioner the public may see (``active`` only), with what its page shows."""
+    return session.scalars(
+        select(Practitioner)
+        .where(Practitioner.id == practitioner_id, Practitioner.status == "active")
+        .options(
+            selectinload(Practitioner.locations),
+            selectinload(Practitioner.modalities),
+            selectinload(Practitioner.conditions),
+            selectinload(Practitioner.funds),
         )
     ).first()

@@ -12,13 +12,14 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from referral import openapi
 from referral.db import get_session
 from referral.errors import InvalidInput
 from referral.geo.postcodes import suggest
+from referral.listings import public_listing
 from referral.models import (
     Condition,
     HealthFund,
@@ -73,17 +74,7 @@ def practitioners() -> Response:
 def practitioner(practitioner_id: int) -> Response:
     if practitioner_id > MAX_ID:  # beyond any id column: PostgreSQL would refuse the query
         raise NotFound("No active practitioner has that id.")
-    session = get_session()
-    found = session.scalars(
-        select(Practitioner)
-        .where(Practitioner.id == practitioner_id, Practitioner.status == "active")
-        .options(
-            selectinload(Practitioner.locations),
-            selectinload(Practitioner.modalities),
-            selectinload(Practitioner.conditions),
-            selectinload(Practitioner.funds),
-        )
-    ).first()
+    found = public_listing(get_session(), practitioner_id)
     if found is None:
         raise NotFound("No active practitioner has that id.")
     return jsonify(practitioner_document(found))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template, request
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from referral.db import get_session
 from referral.errors import InvalidInput
-from referral.models import Condition, HealthFund, Modality, Practitioner
+from referral.listings import public_listing
+from referral.models import Condition, HealthFund, Modality
 from referral.query import parse_search
 from referral.search import search
 
@@ -50,17 +50,7 @@ def index() -> tuple[str, int] | str:
 
 
 def practitioner(practitioner_id: int) -> str:
-    session = get_session()
-    found = session.scalars(
-        select(Practitioner)
-        .where(Practitioner.id == practitioner_id, Practitioner.status == "active")
-        .options(
-            selectinload(Practitioner.locations),
-            selectinload(Practitioner.modalities),
-            selectinload(Practitioner.conditions),
-            selectinload(Practitioner.funds),
-        )
-    ).first()
+    found = public_listing(get_session(), practitioner_id)
     if found is None:
         abort(404)
     return render_template("referral/practitioner.html", practitioner=found)

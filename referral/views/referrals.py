@@ -18,6 +18,7 @@ from referral.auth import current_practitioner
 from referral.db import get_session
 from referral.errors import InvalidInput
 from referral.forms import ActionForm, ReferralForm
+from referral.listings import public_listing
 from referral.models import Condition, Practitioner, ReferralRequest
 from referral.outbox import deliver_after_commit
 from referral.referrals import (
@@ -52,8 +53,8 @@ def referral_form() -> ReferralForm:
 
 
 def _listing(practitioner_id: int) -> Practitioner:
-    found = get_session().get(Practitioner, practitioner_id)
-    if found is None or found.status != "active":
+    found = public_listing(get_session(), practitioner_id)
+    if found is None:
         abort(404)
     return found
 
