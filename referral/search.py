@@ -386,32 +386,42 @@ class _PostGISIndex:
         partial index; the ids are integers from the database, written into the SQL so
         the planner can match the index), or one over every location. None: a modality
         that does not exist, so nothing can match."""
-        visit = (
-            "(SELECT x.home_visit_radius_km FROM referral_location x WHERE x.id = s.location_id)"
-            if filters.home_visits
-            else "NULL::double precision"
-        )
         if not filters.modalities:
             return [
                 "(SELECT l.id, l.practitioner_id, l.geog, l.home_visit_radius_km, 0 AS branch"
                 f" FROM referral_location AS l ORDER BY l.geog <-> {self.POINT}"
                 " LIMIT %(limit)s)"
             ]
-        ids = [
+        ids = self._modality_ids(session, filters)
+        if not ids:
+            return None
+        return [
+            f"(SELECT s.location_id AS id, s.practitioner_id, s.geog,"
+            f" {self._visit_radius(filters)} AS home_visit_radius_km, {m:d} AS branch"
+            f" FROM referral_search_point AS s"
+            f" WHERE s.modality_id = {m:d} ORDER BY s.geog <-> {self.POINT} LIMIT %(limit)s)"
+            for m in ids
+        ]
+
+    @staticmethod
+    def _modality_ids(session: Session, filters: Filters) -> list[int]:
+        return [
             int(row[0])
             for row in _driver(session).execute(
                 "SELECT id FROM referral_modality WHERE slug = ANY(%s) ORDER BY id",
                 [list(filters.modalities)],
             )
         ]
-        if not ids:
-            return None
-        return [
-            f"(SELECT s.location_id AS id, s.practitioner_id, s.geog, {visit}"
-            f" AS home_visit_radius_km, {m:d} AS branch FROM referral_search_point AS s"
-            f" WHERE s.modality_id = {m:d} ORDER BY s.geog <-> {self.POINT} LIMIT %(limit)s)"
-            for m in ids
-        ]
+
+    @staticmethod
+    def _visit_radius(filters: Filters) -> str:
+        """The home-visit radius of a search point's location, fetched only when needed."""
+        if filters.home_visits:
+            return (
+                "(SELECT x.home_visit_radius_km FROM referral_location x"
+                " WHERE x.id = s.location_id)"
+            )
+        return "NULL::double precision"
 
     def nearest(
         self,
@@ -475,12 +485,34 @@ class _PostGISIndex:
     def count(
         self, session: Session, lat: float, lon: float, radius_km: float, filters: Filters
     ) -> int:
-        """How many practitioners match within ``radius_km``."""
+        """How many practitioners match within ``radius_km``.
+
+        With a modality filter the radius is searched in that modality's partial index
+        (``referral_search_point``), not among every location: at 100,000 listings a
+        50 km count in a city drops from tens of milliseconds to a few.
+        """
         params: dict[str, Any] = {"lat": lat, "lon": lon, "radius_m": radius_km * 1000}
+        near, rest = self._near(), filters
+        if filters.modalities:
+            ids = self._modality_ids(session, filters)
+            if not ids:
+                return 0
+            near = (
+                "WITH near AS MATERIALIZED ("
+                + " UNION ALL ".join(
+                    f"(SELECT s.location_id AS id, s.practitioner_id, s.geog,"
+                    f" {self._visit_radius(filters)} AS home_visit_radius_km"
+                    f" FROM referral_search_point AS s WHERE s.modality_id = {m:d}"
+                    f" AND ST_DWithin(s.geog, {self.POINT}, %(radius_m)s, false))"
+                    for m in ids
+                )
+                + ")"
+            )
+            rest = replace(filters, modalities=())  # the partial indexes did that filter
         sql = (
-            self._near() + " SELECT count(DISTINCT l.practitioner_id) FROM near AS l"
+            near + " SELECT count(DISTINCT l.practitioner_id) FROM near AS l"
             " JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
-            f" WHERE {self._conditions(filters, params)}"
+            f" WHERE {self._conditions(rest, params)}"
         )
         connection = _driver(session)
         connection.execute("SET LOCAL jit = off")  # compiling costs more than the count
