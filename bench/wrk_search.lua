@@ -7,6 +7,8 @@ local cities = {
 }
 local modalities = {"remedial-massage", "physiotherapy", "myotherapy", "osteopathy", "yoga"}
 local prefix = os.getenv("REFERRAL_URL_PREFIX") or "/find-a-therapist"
+-- the plugin's default search radius; RADIUS_KM=50 for a wider (costlier to count) search
+local radius = os.getenv("RADIUS_KM") or "25"
 
 math.randomseed(os.time())
 
@@ -16,7 +18,7 @@ request = function()
   local lon = c[2] + (math.random() - 0.5) * 0.4
   local m = modalities[math.random(#modalities)]
   local path = string.format(
-    "%s/api/v1/practitioners?lat=%.5f&lon=%.5f&modality=%s&per_page=10&radius_km=50",
-    prefix, lat, lon, m)
+    "%s/api/v1/practitioners?lat=%.5f&lon=%.5f&modality=%s&per_page=10&radius_km=%s",
+    prefix, lat, lon, m, radius)
   return wrk.format("GET", path)
 end
