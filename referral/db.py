@@ -52,6 +52,11 @@ def get_session() -> Session:
     return g._referral_session
 
 
+def open_session() -> Session | None:
+    """The current app context's session if one was opened, without opening one."""
+    return g.get("_referral_session")
+
+
 def close_session(_exc: BaseException | None = None) -> None:
     session = g.pop("_referral_session", None)
     if session is not None:

@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session
 
 from referral.models import OutboxMessage
 
+#: ``session.info`` key: the messages queued in this session, not yet tried
+QUEUED = "referral_queued_messages"
+
 
 def queue_email(
     session: Session,
@@ -31,4 +34,6 @@ def queue_email(
         referral_id=referral_id,
     )
     session.add(message)
+    # remembered so the request can try it right after its commit (outbox.deliver_queued)
+    session.info.setdefault(QUEUED, []).append(message)
     return message

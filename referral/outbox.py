@@ -18,7 +18,7 @@ import smtplib
 import ssl
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from referral.mail import QUEUED
 from referral.models import OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
@@ -57,12 +58,13 @@ def deliver_due(
     limit: int | None = None,
     now: datetime | None = None,
     referral_id: str | None = None,
+    ids: Sequence[int] | None = None,
 ) -> DeliveryReport:
-    """Claim up to ``limit`` due messages (only one referral's with ``referral_id``),
-    send them, and record each outcome in its own commit."""
+    """Claim up to ``limit`` due messages (only one referral's with ``referral_id``, only
+    these with ``ids``), send them, and record each outcome in its own commit."""
     now = now or utcnow()
     limit = limit or config["REFERRAL_OUTBOX_BATCH_SIZE"]
-    ids = claim(session, config, limit=limit, now=now, referral_id=referral_id)
+    ids = claim(session, config, limit=limit, now=now, referral_id=referral_id, ids=ids)
     report = DeliveryReport()
     if not ids:
         return report
@@ -103,6 +105,7 @@ def claim(
     limit: int,
     now: datetime,
     referral_id: str | None = None,
+    ids: Sequence[int] | None = None,
 ) -> list[int]:
     """Mark due messages as taken by this worker and commit; returns their ids."""
     due = (
@@ -112,6 +115,8 @@ def claim(
     )
     if referral_id is not None:
         due += (OutboxMessage.referral_id == referral_id,)
+    if ids is not None:
+        due += (OutboxMessage.id.in_(ids),)
     candidates = select(OutboxMessage.id).where(*due).order_by(OutboxMessage.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         # rows another worker is claiming right now are skipped, not waited for
@@ -226,6 +231,7 @@ def queue_webhook(
         kind="webhook", recipient=url, subject=event, body_text=body, referral_id=referral_id
     )
     session.add(message)
+    session.info.setdefault(QUEUED, []).append(message)
     return message
 
 
@@ -252,14 +258,16 @@ def post_webhook(message: OutboxMessage, config: Mapping[str, Any]) -> None:
             raise RuntimeError(f"webhook answered {answer.status}")
 
 
-def deliver_after_commit(
-    session: Session, config: Mapping[str, Any], referral_id: str
-) -> DeliveryReport | None:
-    """Best effort, in the request: whatever fails stays in the outbox for the worker."""
-    if not config["REFERRAL_SEND_AFTER_COMMIT"]:
+def deliver_queued(session: Session, config: Mapping[str, Any]) -> DeliveryReport | None:
+    """Try, once, the messages this session queued and committed (best effort, in the
+    request): account, moderation and referral emails and webhooks alike leave right after
+    the change that caused them, and whatever fails waits for the worker."""
+    queued = session.info.pop(QUEUED, [])
+    ids = [m.id for m in queued if m.id is not None]
+    if not ids or not config["REFERRAL_SEND_AFTER_COMMIT"]:
         return None
     try:
-        return deliver_due(session, config, referral_id=referral_id)
+        return deliver_due(session, config, ids=ids)
     except Exception:  # the change is committed; a worker will deliver later
         log.exception("delivery after commit failed; the outbox keeps the messages")
         session.rollback()

@@ -52,6 +52,18 @@ def test_signup_creates_unverified_account_draft_listing_and_queues_confirmation
     assert "/account/verify/" in message.body_text
 
 
+def test_confirmation_email_is_sent_right_after_sign_up(make_app, session, smtp_server):
+    """No worker needs to run: the request delivers what it committed to a real SMTP server."""
+    client = make_app(**smtp_server.config).test_client()
+    assert _signup(client, email="quick@example.com").status_code == 200
+    [mail] = smtp_server.to("quick@example.com")
+    assert "Confirm your email" in mail.message["Subject"]
+    assert "/account/verify/" in mail.text
+    [message] = _outbox(session)
+    session.refresh(message)
+    assert message.sent_at is not None and message.attempts == 1
+
+
 def test_taken_email_gets_the_same_answer_and_no_second_account(client, session, make_account):
     make_account("taken@example.com")
     first = _signup(client, email="taken@example.com", name="Someone Else")

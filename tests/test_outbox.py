@@ -326,11 +326,29 @@ def test_send_outbox_command_once_and_as_a_worker(app, runner, session, smtp_ser
     assert len(smtp_server.received) == 3
 
 
+def test_queued_messages_are_tried_right_after_commit_once(make_app, session, smtp_server):
+    app = make_app(**smtp_server.config)
+    older = queue_email(session, to="other@example.com", subject="Old", text="an earlier request")
+    session.commit()
+    session.info.clear()  # that request has ended; its message waits for the worker
+    queue(session, 2)
+    report = outbox.deliver_queued(session, app.config)
+    assert report.sent == 2
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.received) == [
+        "person0@example.com",
+        "person1@example.com",
+    ]
+    session.refresh(older)
+    assert older.sent_at is None and older.attempts == 0
+    assert outbox.deliver_queued(session, app.config) is None  # nothing new to try
+
+
 def test_delivery_after_commit_can_be_turned_off(make_app, session, smtp_server):
     app = make_app(REFERRAL_SEND_AFTER_COMMIT=False, **smtp_server.config)
     queue(session)
-    assert outbox.deliver_after_commit(session, app.config, "any") is None
+    assert outbox.deliver_queued(session, app.config) is None
     assert smtp_server.received == []
+    assert session.scalars(select(OutboxMessage)).one().attempts == 0
 
 
 def test_unreachable_server_is_tried_once_per_pass(make_app, session, closed_port):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, Response, current_app, render_template
 from werkzeug.exceptions import HTTPException
 
-from referral import embed, theme
+from referral import embed, outbox, theme
+from referral.db import open_session
 from referral.geo.distance import to_unit
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -53,7 +54,16 @@ def make_blueprint(state: Any = None) -> Blueprint:
     embed.register(bp)  # last: it copies the embeddable pages' rules
     bp.context_processor(embed.template_context)
     bp.register_error_handler(429, _too_many_requests)
+    bp.after_request(_deliver_queued)
     return bp
+
+
+def _deliver_queued(response: Response) -> Response:
+    """Emails and webhooks a view committed leave now, not at the worker's next pass."""
+    session = open_session()
+    if session is not None:
+        outbox.deliver_queued(session, current_app.config)
+    return response
 
 
 def _too_many_requests(exc: HTTPException) -> tuple[str, int]:

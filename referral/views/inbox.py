@@ -18,7 +18,6 @@ from referral.db import get_session
 from referral.errors import InvalidInput
 from referral.forms import ActionForm, DeclineForm
 from referral.models import Practitioner, ReferralRequest
-from referral.outbox import deliver_after_commit
 from referral.referrals import (
     STATUSES,
     admin_actor,
@@ -93,7 +92,6 @@ def referral_page(referral_id: str) -> Any:
     session.commit()
     if old is not None:
         _changed(referral, old, actor)
-        deliver_after_commit(session, current_app.config, referral.id)
     return render_template(
         "referral/inbox_referral.html",
         referral=referral,
@@ -142,7 +140,6 @@ def answer_referral(referral_id: str, answer: str) -> Any:
         return message_page("That did not work", exc.message, exc.status)
     session.commit()
     _changed(referral, old, actor)
-    deliver_after_commit(session, current_app.config, referral.id)
     return redirect(url_for("referral.inbox_referral", referral_id=referral.id))
 
 

@@ -20,7 +20,6 @@ from referral.errors import InvalidInput
 from referral.forms import ActionForm, ReferralForm
 from referral.listings import public_listing
 from referral.models import Condition, Practitioner, ReferralRequest
-from referral.outbox import deliver_after_commit
 from referral.referrals import (
     PATIENT_ACTOR,
     ReferralData,
@@ -116,7 +115,6 @@ def refer(practitioner_id: int) -> Any:
         return message_page("Your request was not sent", exc.message, exc.status)
     if created:
         referral_created.send(current_app._get_current_object(), referral=referral)
-        deliver_after_commit(session, current_app.config, referral.id)
     return render_template(
         "referral/referral_sent.html", practitioner=practitioner, referral=referral
     )
@@ -152,7 +150,6 @@ def cancel(token: str) -> Any:
                 new_status="cancelled",
                 actor=PATIENT_ACTOR,
             )
-            deliver_after_commit(session, current_app.config, referral.id)
         return message_page(
             "Your request is cancelled",
             f"We have told {referral.practitioner.name}. You do not need to do anything else.",
