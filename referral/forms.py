@@ -7,7 +7,8 @@ Forms check shape and length; the rules live in the modules that apply them
 
 The referral form's field names are a public contract: a host site may post its own HTML
 form to the referral URL with ``patient_name``, ``email``, ``phone``, ``postcode``,
-``condition``, ``message``, ``consent``, ``csrf_token`` and, optionally, ``idempotency_key``.
+``condition``, ``message``, ``consent``, ``csrf_token`` and, optionally, ``idempotency_key``
+(embed pages add ``form_token``, see :mod:`referral.embed`).
 """
 
 from __future__ import annotations
