@@ -165,17 +165,34 @@ DAYS = (
 
 
 class SignUpForm(FlaskForm):
-    name = StringField("Your name, as patients will see it", [DataRequired(), Length(max=200)])
-    email = EmailField("Email", [DataRequired(), Email(), Length(max=254)])
-    password = PasswordField("Password", [DataRequired(), Length(max=1024)])
+    # autocomplete hints let browsers and password managers fill and generate these fields
+    name = StringField(
+        "Your name, as patients will see it",
+        [DataRequired(), Length(max=200)],
+        render_kw={"autocomplete": "name"},
+    )
+    email = EmailField(
+        "Email", [DataRequired(), Email(), Length(max=254)], render_kw={"autocomplete": "email"}
+    )
+    password = PasswordField(
+        "Password", [DataRequired(), Length(max=1024)], render_kw={"autocomplete": "new-password"}
+    )
     confirm = PasswordField(
-        "Password again", [DataRequired(), EqualTo("password", "The passwords do not match.")]
+        "Password again",
+        [DataRequired(), EqualTo("password", "The passwords do not match.")],
+        render_kw={"autocomplete": "new-password"},
     )
 
 
 class SignInForm(FlaskForm):
-    email = EmailField("Email", [DataRequired(), Length(max=254)])
-    password = PasswordField("Password", [DataRequired(), Length(max=1024)])
+    email = EmailField(
+        "Email", [DataRequired(), Length(max=254)], render_kw={"autocomplete": "username"}
+    )
+    password = PasswordField(
+        "Password",
+        [DataRequired(), Length(max=1024)],
+        render_kw={"autocomplete": "current-password"},
+    )
     remember = BooleanField("Keep me signed in on this device")
 
 

@@ -201,6 +201,17 @@ def _let_embed_frame_fit(page: Any) -> None:
         page.wait_for_timeout(100)
 
 
+def _show_whole_page(page: Any) -> None:
+    """A cross-site embed frame is painted by its own process, which a full-page screenshot
+    does not wait for: grow the window to the whole page first and let the frame paint."""
+    if page.query_selector("iframe.referral-embed-frame") is None:
+        return
+    width = page.viewport_size["width"]
+    height = page.evaluate("() => document.documentElement.scrollHeight")
+    page.set_viewport_size({"width": width, "height": min(height, 8000)})
+    page.wait_for_timeout(300)
+
+
 @pytest.fixture
 def audit() -> Callable[..., list[dict[str, Any]]]:
     """Run axe-core on a page (or frame) and save phone and desktop screenshots.
@@ -222,6 +233,7 @@ def audit() -> Callable[..., list[dict[str, Any]]]:
         for label, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
             page.set_viewport_size(viewport)
             _let_embed_frame_fit(page)
+            _show_whole_page(page)
             page.screenshot(path=str(ARTIFACTS / f"{name}-{label}.png"), full_page=True)
         page.set_viewport_size(size)
         assert bad == [], f"axe found serious/critical problems on {name}: {bad}"
