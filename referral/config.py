@@ -134,6 +134,11 @@ SETTINGS: dict[str, Setting] = {
         "(`{prefix}/embed/`, `embed.js`); sent as CSP `frame-ancestors`. Empty: the plugin's "
         "own origin only. A list, or one string separated by spaces or commas.",
     ),
+    "EMBED_FORM_MAX_AGE": Setting(
+        3600,
+        "Seconds a referral form shown in an embed iframe stays valid: there it is checked "
+        "by a signed form token instead of the session cookie the browser withholds.",
+    ),
     "THEME": Setting(
         {},
         "CSS custom properties set from config, e.g. `{'accent': '#6b2d5c', 'radius': '4px'}`; "
@@ -205,7 +210,7 @@ SETTINGS: dict[str, Setting] = {
     ),
     "RATELIMIT_STORAGE_URL": Setting(
         "memory://",
-        "Flask-Limiter storage for sign-in and email rate limits; use Redis "
+        "Flask-Limiter storage for the sign-in, email and referral rate limits; use Redis "
         "(`redis://host:6379`) when several workers serve the site.",
     ),
     "SIGNIN_RATE_LIMIT": Setting(
@@ -214,6 +219,11 @@ SETTINGS: dict[str, Setting] = {
     "EMAIL_RATE_LIMIT": Setting(
         "10 per hour",
         "Sign-ups and password-reset requests allowed per client address; each sends an email.",
+    ),
+    "REFERRAL_RATE_LIMIT": Setting(
+        "10 per hour",
+        "Referral requests one client address may send (Flask-Limiter syntax); forms sent "
+        "back for corrections do not count.",
     ),
     "PASSWORD_MIN_LENGTH": Setting(10, "Shortest password accepted for an account."),
     "VERIFY_EMAIL_MAX_AGE": Setting(

@@ -10,6 +10,14 @@ Framing is allowed to the origins in ``REFERRAL_EMBED_ORIGINS`` (and the plugin'
 ``frame-ancestors 'self'`` and ``X-Frame-Options: SAMEORIGIN``. The iframe reports its height
 with ``postMessage`` addressed to exactly those origins, and ``embed.js`` on the host page only
 accepts messages from the plugin's origin and its own iframe.
+
+Inside an iframe on another site the browser keeps the plugin's ``SameSite=Lax`` session
+cookie to itself (and Safari and Firefox block third-party cookies whatever their
+``SameSite``), so Flask-WTF's session-bound CSRF token cannot be checked there. An embedded
+referral form therefore also carries a ``form_token``: signed with the app's secret key,
+time-limited, and bound to the practitioner and the form's idempotency key. An embed-route
+post whose session token fails is accepted on that token instead, as a patient's request:
+only a post that passes the session check may act as a signed-in practitioner.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, request, send_from_directory, url_for
 from flask.blueprints import BlueprintSetupState
+from itsdangerous import BadData, URLSafeTimedSerializer
 from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
@@ -31,6 +40,10 @@ ARG = "_embed"
 EMBED_BASE_TEMPLATE = "referral/embed_base.html"
 #: what a snippet may pass to the iframe as ``data-*`` attributes (query parameters)
 SNIPPET_PARAMS = ("postcode", "country", "modality", "radius_km", "practitioner", "title")
+
+#: the hidden field carrying an embedded form's signed token
+FORM_TOKEN_FIELD = "form_token"
+FORM_TOKEN_SALT = "referral-embed-form"
 
 _ORIGIN = re.compile(r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:\d{1,5})?$")
 
@@ -106,6 +119,40 @@ def snippet_for_site(**data: Any) -> Markup:
     return snippet(url_for("referral.embed_js", _external=True), **data)
 
 
+def _form_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt=FORM_TOKEN_SALT)
+
+
+def form_token(practitioner_id: int, idempotency_key: str) -> str:
+    """The signed token an embedded referral form posts instead of relying on a cookie.
+
+    It proves the form was served by us, recently, for this practitioner; a resend of the
+    same form reuses its idempotency key, so it can make one referral at most.
+    """
+    return _form_serializer().dumps([practitioner_id, idempotency_key])
+
+
+def form_token_valid(token: str | None, practitioner_id: int, idempotency_key: str | None) -> bool:
+    """True when ``token`` was made by :func:`form_token` for this practitioner and key, no
+    longer than ``REFERRAL_EMBED_FORM_MAX_AGE`` seconds ago."""
+    if not token or not idempotency_key:
+        return False
+    try:
+        value = _form_serializer().loads(
+            token, max_age=current_app.config["REFERRAL_EMBED_FORM_MAX_AGE"]
+        )
+    except BadData:
+        return False
+    return value == [practitioner_id, idempotency_key]
+
+
+def accepts_form_token(practitioner_id: int) -> bool:
+    """On an embed route only: does the posted form carry a valid signed form token?"""
+    return is_embedded() and form_token_valid(
+        request.form.get(FORM_TOKEN_FIELD), practitioner_id, request.form.get("idempotency_key")
+    )
+
+
 def embed_js() -> Response:
     response = send_from_directory(
         current_app.blueprints["referral"].static_folder, "embed.js", max_age=3600
@@ -157,3 +204,4 @@ def register(bp: Blueprint) -> None:
     bp.after_request(frame_headers)
     bp.add_url_rule("/embed.js", "embed_js", embed_js)
     bp.add_app_template_global(snippet_for_site, "referral_embed_snippet")
+    bp.add_app_template_global(form_token, "referral_form_token")

@@ -7,7 +7,8 @@ Forms check shape and length; the rules live in the modules that apply them
 
 The referral form's field names are a public contract: a host site may post its own HTML
 form to the referral URL with ``patient_name``, ``email``, ``phone``, ``postcode``,
-``condition``, ``message``, ``consent``, ``csrf_token`` and, optionally, ``idempotency_key``.
+``condition``, ``message``, ``consent``, ``csrf_token`` and, optionally, ``idempotency_key``
+(embed pages add ``form_token``, see :mod:`referral.embed`).
 """
 
 from __future__ import annotations
@@ -164,17 +165,34 @@ DAYS = (
 
 
 class SignUpForm(FlaskForm):
-    name = StringField("Your name, as patients will see it", [DataRequired(), Length(max=200)])
-    email = EmailField("Email", [DataRequired(), Email(), Length(max=254)])
-    password = PasswordField("Password", [DataRequired(), Length(max=1024)])
+    # autocomplete hints let browsers and password managers fill and generate these fields
+    name = StringField(
+        "Your name, as patients will see it",
+        [DataRequired(), Length(max=200)],
+        render_kw={"autocomplete": "name"},
+    )
+    email = EmailField(
+        "Email", [DataRequired(), Email(), Length(max=254)], render_kw={"autocomplete": "email"}
+    )
+    password = PasswordField(
+        "Password", [DataRequired(), Length(max=1024)], render_kw={"autocomplete": "new-password"}
+    )
     confirm = PasswordField(
-        "Password again", [DataRequired(), EqualTo("password", "The passwords do not match.")]
+        "Password again",
+        [DataRequired(), EqualTo("password", "The passwords do not match.")],
+        render_kw={"autocomplete": "new-password"},
     )
 
 
 class SignInForm(FlaskForm):
-    email = EmailField("Email", [DataRequired(), Length(max=254)])
-    password = PasswordField("Password", [DataRequired(), Length(max=1024)])
+    email = EmailField(
+        "Email", [DataRequired(), Length(max=254)], render_kw={"autocomplete": "username"}
+    )
+    password = PasswordField(
+        "Password",
+        [DataRequired(), Length(max=1024)],
+        render_kw={"autocomplete": "current-password"},
+    )
     remember = BooleanField("Keep me signed in on this device")
 
 

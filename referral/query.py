@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,6 +17,10 @@ from referral.geo.geocode import LocationServiceUnavailable, locate
 from referral.geo.postcodes import MAX_QUERY_LENGTH
 from referral.models import Condition, HealthFund, Modality
 from referral.search import Filters
+
+#: what a listing's "Back to search" link carries back to the search page (``?back=``)
+SEARCH_PARAMS = ("postcode", "country", "lat", "lon", "radius_km", "modality", "page", "per_page")
+BACK_MAX_LENGTH = 1000
 
 
 @dataclass(frozen=True)
@@ -186,3 +191,22 @@ def _getlist(args: Mapping[str, Any], name: str) -> list[str]:
     for v in values:
         out.extend(part.strip() for part in str(v).split(","))
     return out
+
+
+def search_back(raw: str | bytes | None) -> str:
+    """The search a visitor came from, as a query string for our own search page.
+
+    Only search parameters survive (printable, of sane length); anything else is dropped.
+    The result is only ever put after the search page's own path, so a crafted ``back``
+    can change which search is shown but never where the link goes.
+    """
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if not raw or len(raw) > BACK_MAX_LENGTH:
+        return ""
+    pairs = [
+        (name, value)
+        for name, value in parse_qsl(raw)
+        if name in SEARCH_PARAMS and value and len(value) <= 200 and value.isprintable()
+    ]
+    return urlencode(pairs)

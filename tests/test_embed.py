@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 from flask import url_for
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from referral.embed import parse_origins, snippet
+from referral.embed import FORM_TOKEN_SALT, form_token, form_token_valid, parse_origins, snippet
 
 PREFIX = "/find-a-therapist"
 CLINIC = "https://clinic.example"
@@ -163,3 +165,29 @@ def test_origins_from_the_demo_environment(monkeypatch, tmp_path):
     app = create_app()
     assert app.config["REFERRAL_EMBED_ORIGINS"] == ["https://a.example", "https://b.example:8443"]
     app.extensions["referral"].engine.dispose()
+
+
+def test_form_token_is_bound_to_practitioner_key_secret_and_age(make_app):
+    app = make_app()
+    with app.test_request_context():
+        token = form_token(7, "key-1")
+        assert form_token_valid(token, 7, "key-1")
+        assert not form_token_valid(token, 8, "key-1")  # another practitioner
+        assert not form_token_valid(token, 7, "key-2")  # another form
+        assert not form_token_valid(token, 7, None)
+        assert not form_token_valid(None, 7, "key-1")
+        assert not form_token_valid(token[:-2] + "xx", 7, "key-1")  # tampered
+        # made two hours ago: older than REFERRAL_EMBED_FORM_MAX_AGE (an hour)
+        old = URLSafeTimedSerializer(
+            app.secret_key, salt=FORM_TOKEN_SALT, signer=_TwoHoursAgo
+        ).dumps([7, "key-1"])
+        assert not form_token_valid(old, 7, "key-1")
+    with make_app(SECRET_KEY="another").test_request_context():
+        assert not form_token_valid(token, 7, "key-1")
+    with make_app(REFERRAL_EMBED_FORM_MAX_AGE=3 * 3600).test_request_context():
+        assert form_token_valid(old, 7, "key-1")
+
+
+class _TwoHoursAgo(TimestampSigner):
+    def get_timestamp(self) -> int:
+        return int(time.time()) - 7200

@@ -57,7 +57,9 @@ def test_search_renders_inside_the_host_layout_under_its_prefix(host):
     html = response.get_data(as_text=True)
     assert "Corner Street Physio" in html  # the host's layout
     assert "--referral-accent:#7a3e00" in html  # the host's theme from config
-    link = re.search(r'href="(/therapists/practitioners/\d+)">Hana Host<', html)
+    link = re.search(
+        r'href="(/therapists/practitioners/\d+\?back=postcode%3D2000)">Hana Host', html
+    )
     assert link, html
     assert "Hana Host" in client.get(link.group(1)).get_data(as_text=True)
     assert client.get("/find-a-therapist/").status_code == 404  # the default prefix is not used

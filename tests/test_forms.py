@@ -1,4 +1,4 @@
-"""The referral form's own checks, without a request round trip."""
+"""The forms' own checks (the referral form without a request round trip) and markup."""
 
 from __future__ import annotations
 
@@ -34,3 +34,11 @@ def test_idempotency_key_is_made_when_missing_and_capped(app):
 def test_honeypot(app):
     assert form(app, website="http://spam").is_bot()
     assert not form(app).is_bot()
+
+
+def test_account_forms_tell_password_managers_what_each_field_is(client):
+    signup = client.get("/find-a-therapist/account/signup").get_data(as_text=True)
+    assert signup.count('autocomplete="new-password"') == 2
+    assert 'autocomplete="email"' in signup and 'autocomplete="name"' in signup
+    login = client.get("/find-a-therapist/account/login").get_data(as_text=True)
+    assert 'autocomplete="username"' in login and 'autocomplete="current-password"' in login

@@ -204,3 +204,39 @@ def test_form_reflects_the_query_it_answered(client, varied):
     assert not re.search(r'name="accepting" value="1"\s+checked', html)
     assert re.search(r'name="home_visits" value="1"\s+checked', html)
     assert '<details class="referral-filters" open>' in html
+
+
+def test_listing_links_carry_the_search_back(client, listed):
+    html = client.get(f"{PREFIX}/?postcode=2000&modality=remedial-massage&utm_source=x").get_data(
+        as_text=True
+    )
+    near = listed["near"].id
+    assert (
+        f'href="{PREFIX}/practitioners/{near}?back=postcode%3D2000%26modality%3Dremedial-massage"'
+        in html
+    )
+    page = client.get(
+        f"{PREFIX}/practitioners/{near}?back=postcode%3D2000%26modality%3Dremedial-massage"
+    ).get_data(as_text=True)
+    back = f"{PREFIX}/?postcode=2000&amp;modality=remedial-massage"
+    assert f'<a href="{back}">← Back to search</a>' in page
+    # the referral form keeps it, so its error page and confirmation lead back there too
+    back = "back=postcode%3D2000%26modality%3Dremedial-massage"
+    action = f"{PREFIX}/practitioners/{near}/referrals?{back}"
+    assert f'action="{action}"' in page
+
+
+@pytest.mark.parametrize(
+    "back", ["", "https://evil.example/", "%2F%2Fevil.example", "next%3Dhttps%3A%2F%2Fevil.example"]
+)
+def test_back_link_never_leaves_the_search_page(client, listed, back):
+    page = client.get(f"{PREFIX}/practitioners/{listed['near'].id}?back={back}")
+    assert page.status_code == 200
+    assert f'<a href="{PREFIX}/">← Back to search</a>' in page.get_data(as_text=True)
+
+
+def test_listing_with_its_one_off_form_is_never_cached(client, listed):
+    response = client.get(f"{PREFIX}/practitioners/{listed['near'].id}")
+    assert response.headers["Cache-Control"] == "private, no-store"
+    embedded = client.get(f"{PREFIX}/embed/practitioners/{listed['near'].id}")
+    assert embedded.headers["Cache-Control"] == "private, no-store"

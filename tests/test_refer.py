@@ -33,12 +33,16 @@ def nina(add_practitioner):
 
 def hidden_inputs(html: str) -> dict[str, str]:
     return dict(
-        re.findall(r'<input[^>]*name="(csrf_token|idempotency_key)"[^>]*value="([^"]*)"', html)
+        re.findall(
+            r'<input[^>]*name="(csrf_token|idempotency_key|form_token)"[^>]*value="([^"]*)"', html
+        )
     )
 
 
-def form_for(client, practitioner_id: int, **fields) -> dict[str, str]:
-    html = client.get(f"{PREFIX}/practitioners/{practitioner_id}").get_data(as_text=True)
+def form_for(client, practitioner_id: int, *, embed: bool = False, **fields) -> dict[str, str]:
+    """The listing's form filled in, with the hidden fields of the page ``client`` got."""
+    page = f"{PREFIX}/embed" if embed else PREFIX
+    html = client.get(f"{page}/practitioners/{practitioner_id}").get_data(as_text=True)
     data = {
         **hidden_inputs(html),
         "patient_name": "Pat Patient",
@@ -103,7 +107,13 @@ def test_no_health_details_in_any_email(client, session, nina, smtp_server):
     assert len(smtp_server.received) == 2
     for mail in smtp_server.received:
         whole = mail.message.as_string()
-        for secret in (SECRET_MESSAGE, "Low back pain", "low-back-pain", "0412", "+61412345678"):
+        for secret in (
+            SECRET_MESSAGE,
+            "Low back pain",
+            "low-back-pain",
+            "0412 345 678",
+            "412345678",
+        ):
             assert secret not in whole and secret not in mail.text and secret not in mail.html
     to_nina = smtp_server.to("nina@clinic.example")[0]
     assert "Pat Patient" not in to_nina.message.as_string()
@@ -259,7 +269,10 @@ def test_smtp_down_keeps_referral_and_sends_later(
     assert all(m.sent_at and m.attempts == 2 and m.last_error is None for m in messages)
 
 
-def test_fifty_concurrent_submissions(app, session, nina, smtp_server):
+def test_fifty_concurrent_submissions(make_app, session, nina, smtp_server):
+    # fifty patients behind one address: above the default rate limit, on purpose
+    app = make_app(REFERRAL_REFERRAL_RATE_LIMIT="100 per hour", **smtp_server.config)
+
     def submit(n: int) -> int:
         # each thread has its own client and app context: its own cookie and CSRF token
         client = app.test_client()
@@ -357,3 +370,142 @@ def test_cancelling_a_declined_referral_is_refused(client, session, nina, smtp_s
     response = client.post(url, data={"csrf_token": token})
     assert response.status_code == 409
     assert "cannot become cancelled" in response.get_data(as_text=True)
+
+
+# --- the form inside an iframe on another site: no session cookie comes back ------------
+
+
+@pytest.fixture
+def framed(app):
+    """A browser in a cross-site iframe: it keeps none of the plugin's cookies."""
+    return app.test_client(use_cookies=False)
+
+
+def test_embedded_form_is_sent_without_the_session_cookie(framed, session, nina, smtp_server):
+    data = form_for(framed, nina.id, embed=True)
+    assert data["form_token"] and data["idempotency_key"]
+    url = f"{PREFIX}/embed/practitioners/{nina.id}/referrals"
+    response = framed.post(url, data=data)
+    assert response.status_code == 200
+    assert "Your request has been received" in response.get_data(as_text=True)
+    referral = session.scalars(select(ReferralRequest)).one()
+    assert referral.practitioner_id == nina.id and referral.referrer_id is None
+    assert referral.idempotency_key == data["idempotency_key"]
+    assert sorted(r for m in smtp_server.received for r in m.rcpt_tos) == [
+        "nina@clinic.example",
+        "pat@example.com",
+    ]
+    # the same form sent again (a double click, a resend) makes no second referral
+    assert framed.post(url, data=data).status_code == 200
+    assert count(session, ReferralRequest) == 1 and len(smtp_server.received) == 2
+
+
+def test_embedded_form_with_errors_comes_back_with_a_fresh_token(framed, session, nina):
+    data = form_for(framed, nina.id, embed=True, email="not an email")
+    response = framed.post(f"{PREFIX}/embed/practitioners/{nina.id}/referrals", data=data)
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "Please check the email address" in html
+    again = {**data, **hidden_inputs(html), "email": "pat@example.com"}
+    assert again["idempotency_key"] == data["idempotency_key"]
+    url = f"{PREFIX}/embed/practitioners/{nina.id}/referrals"
+    assert framed.post(url, data=again).status_code == 200
+    assert count(session, ReferralRequest) == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["missing", "forged", "other_practitioner", "other_key", "non_embed_url"],
+)
+def test_embedded_form_without_a_good_token_is_400_and_nothing_saved(
+    framed, session, nina, add_practitioner, smtp_server, change
+):
+    data = form_for(framed, nina.id, embed=True)
+    url = f"{PREFIX}/embed/practitioners/{nina.id}/referrals"
+    if change == "missing":
+        del data["form_token"]
+    elif change == "forged":
+        data["form_token"] = data["form_token"][:-4] + "AAAA"
+    elif change == "other_practitioner":
+        olga = add_practitioner("Olga Osteo", (-33.89, 151.19))
+        data["form_token"] = form_for(framed, olga.id, embed=True)["form_token"]
+    elif change == "other_key":
+        data["idempotency_key"] = "0" * 32
+    else:  # the token stands in for the session only on embed pages
+        url = f"{PREFIX}/practitioners/{nina.id}/referrals"
+    response = framed.post(url, data=data)
+    assert response.status_code == 400
+    assert "Nothing was saved" in response.get_data(as_text=True)
+    assert count(session, ReferralRequest) == 0 and count(session, OutboxMessage) == 0
+    assert smtp_server.received == []
+
+
+def test_expired_embedded_form_is_400(make_app, smtp_server, session, nina):
+    framed = make_app(REFERRAL_EMBED_FORM_MAX_AGE=-1, **smtp_server.config).test_client(
+        use_cookies=False
+    )
+    data = form_for(framed, nina.id, embed=True)
+    response = framed.post(f"{PREFIX}/embed/practitioners/{nina.id}/referrals", data=data)
+    assert response.status_code == 400
+    assert "open too long" in response.get_data(as_text=True)
+    assert count(session, ReferralRequest) == 0
+
+
+def test_only_the_session_check_makes_a_signed_in_practitioner_the_referrer(
+    make_account, login_client, session, nina
+):
+    otto = make_account("otto@clinic.example", name="Otto Other")
+    client = login_client(otto)
+    url = f"{PREFIX}/embed/practitioners/{nina.id}/referrals"
+    # framed on our own site the cookie comes back: the practitioner refers
+    assert client.post(url, data=form_for(client, nina.id, embed=True)).status_code == 200
+    # a post with a valid form token but no session token is a patient's request
+    data = form_for(client, nina.id, embed=True)
+    del data["csrf_token"]
+    assert client.post(url, data=data).status_code == 200
+    session.expire_all()
+    referrals = session.scalars(select(ReferralRequest).order_by(ReferralRequest.created_at))
+    assert [r.referrer.name if r.referrer else None for r in referrals] == ["Otto Other", None]
+
+
+# --- rate limit -------------------------------------------------------------------------
+
+
+def test_referrals_past_the_rate_limit_get_429_and_nothing_saved(
+    make_app, smtp_server, session, nina
+):
+    app = make_app(REFERRAL_REFERRAL_RATE_LIMIT="2 per hour", **smtp_server.config)
+    client = app.test_client()
+    url = f"{PREFIX}/practitioners/{nina.id}/referrals"
+    # a form sent back for corrections does not use up the allowance
+    bad = client.post(url, data=form_for(client, nina.id, email="nope"))
+    assert bad.status_code == 400
+    for n in range(2):
+        data = form_for(client, nina.id, email=f"p{n}@example.com")
+        assert client.post(url, data=data).status_code == 200
+    response = client.post(url, data=form_for(client, nina.id, email="p3@example.com"))
+    assert response.status_code == 429
+    html = response.get_data(as_text=True)
+    assert "this one was not sent and nothing was saved" in html
+    assert "Please try again later" in html and "phone them" in html
+    assert "at most 2 per hour" in html
+    # the embedded form shares the counter, and its 429 stays in the bare frame layout
+    framed = app.test_client(use_cookies=False)
+    data = form_for(framed, nina.id, embed=True, email="p4@example.com")
+    embedded = framed.post(f"{PREFIX}/embed/practitioners/{nina.id}/referrals", data=data)
+    assert embedded.status_code == 429
+    assert 'class="referral-embed"' in embedded.get_data(as_text=True)
+    assert count(session, ReferralRequest) == 2
+    assert len(smtp_server.received) == 4
+    # looking at a listing is never limited
+    assert client.get(f"{PREFIX}/practitioners/{nina.id}").status_code == 200
+
+
+def test_confirmation_leads_back_to_the_search_the_patient_came_from(client, session, nina):
+    back = "back=postcode%3D2000%26radius_km%3D10"
+    data = form_for(client, nina.id)
+    response = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals?{back}", data=data)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert f'<a href="{PREFIX}/?postcode=2000&amp;radius_km=10">Back to the search</a>' in html
+    assert count(session, ReferralRequest) == 1

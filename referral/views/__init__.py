@@ -18,8 +18,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent
 def make_blueprint(state: Any = None) -> Blueprint:
     """A fresh blueprint per app, so each host app gets its own registration.
 
-    ``state`` is the app's ``app.extensions["referral"]``: its limiter guards sign-in, and
-    the built-in account pages exist only when the plugin owns the login manager.
+    ``state`` is the app's ``app.extensions["referral"]``: its limiter guards sign-in and
+    referral submissions, and the built-in account pages exist only when the plugin owns
+    the login manager.
     """
     bp = Blueprint(
         "referral",
@@ -43,7 +44,7 @@ def make_blueprint(state: Any = None) -> Blueprint:
     )
 
     public.register(bp)
-    referrals.register(bp)
+    referrals.register(bp, state.limiter if state is not None else None)
     inbox.register(bp)
     if state is not None and state.builtin_accounts:
         accounts.register(bp, state.limiter)

@@ -2,20 +2,48 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    make_response,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 
 from referral.db import get_session
 from referral.errors import InvalidInput
 from referral.listings import public_listing
 from referral.models import Condition, HealthFund, Modality
-from referral.query import parse_search
+from referral.query import parse_search, search_back
 from referral.search import search
 
 
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/", "index", index)
     bp.add_url_rule("/practitioners/<int:practitioner_id>", "practitioner", practitioner)
+    bp.add_app_template_global(current_search, "referral_current_search")
+    bp.add_app_template_global(back_to_search, "referral_back_to_search")
+
+
+def current_search() -> str | None:
+    """On the results page: the search, for its listings' ``back=`` parameter."""
+    return search_back(request.query_string) or None
+
+
+def back_to_search(back: bool = False) -> str | None:
+    """On a listing (or its form's pages): the search it was opened from.
+
+    ``back_to_search()`` is the URL of that search page; ``back_to_search(back=True)`` the
+    ``back`` value to pass on (``None`` when there is none), e.g. in the form's action.
+    """
+    query = search_back(request.args.get("back"))
+    if back:
+        return query or None
+    return url_for("referral.index") + (f"?{query}" if query else "")
 
 
 def index() -> tuple[str, int] | str:
@@ -49,8 +77,12 @@ def index() -> tuple[str, int] | str:
     return render_template("referral/search.html", **context)
 
 
-def practitioner(practitioner_id: int) -> str:
+def practitioner(practitioner_id: int) -> Response:
     found = public_listing(get_session(), practitioner_id)
     if found is None:
         abort(404)
-    return render_template("referral/practitioner.html", practitioner=found)
+    response = make_response(render_template("referral/practitioner.html", practitioner=found))
+    # the page holds a one-off referral form (its idempotency key and tokens): a shared
+    # cache handing it to the next visitor would make their request look like a resend
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

@@ -12,8 +12,10 @@ from flask import (
     render_template,
     url_for,
 )
+from flask_limiter import Limiter
 from sqlalchemy import select
 
+from referral import embed
 from referral.auth import current_practitioner
 from referral.db import get_session
 from referral.errors import InvalidInput
@@ -30,15 +32,33 @@ from referral.referrals import (
 from referral.signals import referral_created, referral_status_changed
 
 
-def register(bp: Blueprint) -> None:
+def register(bp: Blueprint, limiter: Limiter | None = None) -> None:
+    view = refer
+    if limiter is not None:
+        # only a request that went through counts: a form sent back for corrections does not
+        view = limiter.limit(
+            lambda: current_app.config["REFERRAL_REFERRAL_RATE_LIMIT"],
+            methods=["POST"],
+            deduct_when=lambda response: response.status_code == 200,
+            error_message=_too_many_referrals,
+        )(refer)
     bp.add_url_rule(
         "/practitioners/<int:practitioner_id>/referrals",
         "refer",
-        refer,
+        view,
         methods=["GET", "POST"],
     )
     bp.add_url_rule("/referrals/cancel/<token>", "cancel", cancel, methods=["GET", "POST"])
     bp.context_processor(_form_context)
+
+
+def _too_many_referrals() -> str:
+    return (
+        "You have sent several requests from this connection in a short time (at most "
+        f"{current_app.config['REFERRAL_REFERRAL_RATE_LIMIT']}), so this one was not sent and "
+        "nothing was saved. Please try again later. If you need to reach a practitioner "
+        "sooner, phone them: their number is on their listing."
+    )
 
 
 def _form_context() -> dict[str, Any]:
@@ -81,8 +101,14 @@ def refer(practitioner_id: int) -> Any:
     if not form.is_submitted():
         return redirect(url_for("referral.practitioner", practitioner_id=practitioner.id))
     valid = form.validate()
+    referrer = current_practitioner()
     if form.csrf_failed():
-        return csrf_failed_page()
+        # in a frame on another site our session cookie does not come back: the embedded
+        # form's signed token stands in, for a patient's request (see referral.embed)
+        if not embed.accepts_form_token(practitioner.id):
+            return csrf_failed_page()
+        form.csrf_token.errors = []
+        valid, referrer = not form.errors, None
     if form.is_bot():
         # a bot gets what a person gets, without anything being stored or sent
         return render_template("referral/referral_sent.html", practitioner=practitioner)
@@ -108,9 +134,7 @@ def refer(practitioner_id: int) -> Any:
         idempotency_key=form.idempotency_key.data or None,
     )
     try:
-        referral, created = create_referral(
-            session, practitioner, data, referrer=current_practitioner()
-        )
+        referral, created = create_referral(session, practitioner, data, referrer=referrer)
     except InvalidInput as exc:
         return message_page("Your request was not sent", exc.message, exc.status)
     if created:

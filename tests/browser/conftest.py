@@ -186,6 +186,32 @@ def _axe(target: Any) -> list[dict[str, Any]]:
     return result
 
 
+def _let_embed_frame_fit(page: Any) -> None:
+    """After a resize, wait (up to 2 s) for an embed frame to report its new height, so the
+    screenshot shows the frame as a visitor sees it once it has settled."""
+    page.wait_for_timeout(150)
+    element = page.query_selector("iframe.referral-embed-frame")
+    frame = element.content_frame() if element else None
+    for _ in range(20):
+        if frame is None:
+            return
+        content = frame.evaluate("() => Math.ceil(document.body.getBoundingClientRect().height)")
+        if abs(element.bounding_box()["height"] - content) <= 2:
+            return
+        page.wait_for_timeout(100)
+
+
+def _show_whole_page(page: Any) -> None:
+    """A cross-site embed frame is painted by its own process, which a full-page screenshot
+    does not wait for: grow the window to the whole page first and let the frame paint."""
+    if page.query_selector("iframe.referral-embed-frame") is None:
+        return
+    width = page.viewport_size["width"]
+    height = page.evaluate("() => document.documentElement.scrollHeight")
+    page.set_viewport_size({"width": width, "height": min(height, 8000)})
+    page.wait_for_timeout(300)
+
+
 @pytest.fixture
 def audit() -> Callable[..., list[dict[str, Any]]]:
     """Run axe-core on a page (or frame) and save phone and desktop screenshots.
@@ -206,7 +232,8 @@ def audit() -> Callable[..., list[dict[str, Any]]]:
         size = page.viewport_size
         for label, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
             page.set_viewport_size(viewport)
-            page.wait_for_timeout(150)  # let the embed frame report its new height
+            _let_embed_frame_fit(page)
+            _show_whole_page(page)
             page.screenshot(path=str(ARTIFACTS / f"{name}-{label}.png"), full_page=True)
         page.set_viewport_size(size)
         assert bad == [], f"axe found serious/critical problems on {name}: {bad}"

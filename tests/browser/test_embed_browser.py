@@ -105,7 +105,8 @@ def test_snippet_on_another_origin_inserts_a_frame_that_fits(
     # on to a listing, still framed, still fitted
     frame.get_by_role("link", name="Olga Osteo").click()
     frame.get_by_role("heading", level=1, name="Olga Osteo").wait_for()
-    assert re.search(rf"{PREFIX}/embed/practitioners/\d+$", page.frames[1].url)
+    listing = rf"{PREFIX}/embed/practitioners/\d+\?back=\S*modality%3Dosteopathy"
+    assert re.search(listing, page.frames[1].url)
     page.wait_for_timeout(300)
     height, content = _frame_fits(page)
     assert abs(height - content) <= 2

@@ -90,7 +90,8 @@ def test_map_view_shows_a_marker_per_result(page, demo_site, directory, audit):
     page.get_by_role("button", name="Nina Near").click()  # a marker, named for screen readers
     popup = page.locator(".leaflet-popup-content a")
     assert popup.inner_text() == "Nina Near"
-    assert popup.get_attribute("href").endswith(f"/practitioners/{directory['nina'].id}")
+    href = popup.get_attribute("href")
+    assert href.endswith(f"/practitioners/{directory['nina'].id}?back=postcode%3D2000")
     audit(page, "search-map")
     page.get_by_role("button", name="List").click()
     assert page.locator(".referral-list").is_visible()
@@ -127,7 +128,9 @@ def test_keyboard_only_from_search_to_a_practitioner(page, demo_site, directory,
     outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
     assert outline == "solid"
     page.keyboard.press("Enter")
-    page.wait_for_url(re.compile(rf"/practitioners/{directory['nina'].id}$"))
+    page.wait_for_url(
+        re.compile(rf"/practitioners/{directory['nina'].id}\?back=\S*postcode%3D2000")
+    )
     assert page.get_by_role("heading", level=1).inner_text() == "Nina Near"
     audit(page, "practitioner")
 
@@ -139,3 +142,15 @@ def test_demo_pages_are_accessible(page, demo_site, directory, audit):
     page.goto(site.url(f"{PREFIX}/?postcode=4000&radius_km=5"))
     assert "No practitioners within 5.0 km" in page.content()
     audit(page, "search-nearest-beyond")
+
+
+def test_back_to_search_keeps_the_search(page, demo_site, directory):
+    site = demo_site()
+    page.goto(site.url(f"{PREFIX}/?postcode=2000&modality=physiotherapy&radius_km=50"))
+    assert _names(page) == ["Pete Physio", "Milo Mid"]
+    page.get_by_role("link", name="Milo Mid").click()
+    page.get_by_role("heading", level=1, name="Milo Mid").wait_for()
+    page.get_by_role("link", name="← Back to search").click()
+    page.wait_for_url(re.compile(r"/\?postcode=2000&modality=physiotherapy&radius_km=50$"))
+    assert _names(page) == ["Pete Physio", "Milo Mid"]
+    assert page.get_by_label("Physiotherapy").is_checked()
