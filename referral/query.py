@@ -16,7 +16,7 @@ from referral.geo import LocationNotFound, Point
 from referral.geo.geocode import LocationServiceUnavailable, locate
 from referral.geo.postcodes import MAX_QUERY_LENGTH
 from referral.models import Condition, HealthFund, Modality
-from referral.search import Filters
+from referral.search import Filters, Results, search
 
 #: what a listing's "Back to search" link carries back to the search page (``?back=``)
 SEARCH_PARAMS = ("postcode", "country", "lat", "lon", "radius_km", "modality", "page", "per_page")
@@ -104,6 +104,20 @@ def parse_search(
         per_page=per_page,
         postcode=postcode,
         country=country,
+    )
+
+
+def run_search(session: Session, query: SearchQuery, config: Mapping[str, Any]) -> Results:
+    """The search a checked request asks for: one call for the page and the API alike."""
+    return search(
+        session,
+        query.point.lat,
+        query.point.lon,
+        radius_km=query.radius_km,
+        filters=query.filters,
+        page=query.page,
+        per_page=query.per_page,
+        fallback=config["REFERRAL_NEAREST_FALLBACK"],
     )
 
 

@@ -239,7 +239,7 @@ def test_server_fault_is_json_without_a_trace(make_app, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr("referral.views.api.search", broken)
+    monkeypatch.setattr("referral.views.api.run_search", broken)
     response = app.test_client().get(f"{API}/practitioners?postcode=2000")
     assert response.status_code == 500
     assert response.get_json() == {

@@ -28,8 +28,8 @@ from referral.models import (
     Practitioner,
     practitioner_condition,
 )
-from referral.query import SearchQuery, parse_places, parse_search
-from referral.search import Hit, Results, search
+from referral.query import SearchQuery, parse_places, parse_search, run_search
+from referral.search import Hit, Results
 
 READ_METHODS = ["GET", "HEAD", "OPTIONS"]
 ALL_METHODS = [*READ_METHODS, "POST", "PUT", "PATCH", "DELETE"]
@@ -58,16 +58,7 @@ def practitioners() -> Response:
     session = get_session()
     config = current_app.config
     query = parse_search(session, request.args, config)
-    results = search(
-        session,
-        query.point.lat,
-        query.point.lon,
-        radius_km=query.radius_km,
-        filters=query.filters,
-        page=query.page,
-        per_page=query.per_page,
-        fallback=config["REFERRAL_NEAREST_FALLBACK"],
-    )
+    results = run_search(session, query, config)
     return jsonify(search_document(session, query, results))
 
 

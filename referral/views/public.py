@@ -18,8 +18,7 @@ from referral.db import get_session
 from referral.errors import InvalidInput
 from referral.listings import public_listing
 from referral.models import Condition, HealthFund, Modality
-from referral.query import parse_search, search_back
-from referral.search import search
+from referral.query import parse_search, run_search, search_back
 
 
 def register(bp: Blueprint) -> None:
@@ -64,16 +63,7 @@ def index() -> tuple[str, int] | str:
         context["error"] = exc.message
         return render_template("referral/search.html", **context), exc.status
     context["query"] = query
-    context["results"] = search(
-        session,
-        query.point.lat,
-        query.point.lon,
-        radius_km=query.radius_km,
-        filters=query.filters,
-        page=query.page,
-        per_page=query.per_page,
-        fallback=current_app.config["REFERRAL_NEAREST_FALLBACK"],
-    )
+    context["results"] = run_search(session, query, current_app.config)
     return render_template("referral/search.html", **context)
 
 
