@@ -35,3 +35,11 @@ def test_config_key_refuses_unknown_name():
     assert config_key("URL_PREFIX") == "REFERRAL_URL_PREFIX"
     with pytest.raises(KeyError):
         config_key("NOPE")
+
+
+def test_readme_lists_every_command():
+    from referral.cli import referral_cli
+
+    text = README.read_text(encoding="utf-8")
+    missing = [name for name in referral_cli.commands if f"| `flask referral {name}" not in text]
+    assert missing == []
