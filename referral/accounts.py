@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app, render_template, url_for
+from flask import current_app, url_for
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from referral.errors import InvalidInput
-from referral.mail import queue_email
+from referral.mail import queue_template
 from referral.models import Practitioner, User, utcnow
 
 VERIFY = "verify-email"
@@ -105,8 +105,15 @@ def find_user(session: Session, email: str) -> User | None:
 
 def _email(session: Session, user: User, template: str, subject: str, **context: Any) -> None:
     site = current_app.config["REFERRAL_SITE_NAME"]
-    text = render_template(f"referral/email/{template}.txt", site=site, user=user, **context)
-    queue_email(session, to=user.email, subject=f"{subject} · {site}", text=text)
+    queue_template(
+        session,
+        to=user.email,
+        subject=f"{subject} · {site}",
+        template=template,
+        site=site,
+        user=user,
+        **context,
+    )
 
 
 def sign_up(

@@ -7,10 +7,16 @@ mail server that is down loses nothing.
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+from flask import current_app, render_template
+from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
 from referral.models import OutboxMessage
 
+URL = re.compile(r"https?://[^\s<>\"]+")
 #: ``session.info`` key: the messages queued in this session, not yet tried
 QUEUED = "referral_queued_messages"
 
@@ -37,3 +43,35 @@ def queue_email(
     # remembered so the request can try it right after its commit (outbox.deliver_queued)
     session.info.setdefault(QUEUED, []).append(message)
     return message
+
+
+def queue_template(
+    session: Session,
+    *,
+    to: str,
+    subject: str,
+    template: str,
+    referral_id: str | None = None,
+    **context: Any,
+) -> OutboxMessage:
+    """Render ``referral/email/<template>.txt`` and queue it with an HTML part made from
+    the same text (the one way every email here is written: accounts, moderation and
+    referrals). ``site_name`` is in the context of every template."""
+    context.setdefault("site_name", current_app.config["REFERRAL_SITE_NAME"])
+    text = render_template(f"referral/email/{template}.txt", **context).strip() + "\n"
+    html = render_template(
+        "referral/email/layout.html", subject=subject, paragraphs=html_paragraphs(text)
+    )
+    return queue_email(
+        session, to=to, subject=subject, text=text, html=html, referral_id=referral_id
+    )
+
+
+def html_paragraphs(text: str) -> list[Markup]:
+    """The plain text as escaped HTML paragraphs, with its links made clickable."""
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        escaped = str(escape(block))
+        linked = URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped)
+        paragraphs.append(Markup(linked.replace("\n", "<br>\n")))
+    return paragraphs

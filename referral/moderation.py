@@ -9,12 +9,12 @@ Functions that email build links with ``url_for``: call them inside a request co
 
 from __future__ import annotations
 
-from flask import current_app, render_template, url_for
+from flask import current_app, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from referral.errors import InvalidInput
-from referral.mail import queue_email
+from referral.mail import queue_template
 from referral.models import Practitioner, utcnow
 from referral.signals import listing_approved, listing_submitted
 
@@ -116,14 +116,16 @@ def _notify(
         return
     site = current_app.config["REFERRAL_SITE_NAME"]
     edit_url = url_for("referral.listing", _external=True)
-    text = render_template(
-        f"referral/email/{template}.txt",
+    queue_template(
+        session,
+        to=to,
+        subject=f"{subject} · {site}",
+        template=template,
         site=site,
         practitioner=practitioner,
         edit_url=edit_url,
         **kw,
     )
-    queue_email(session, to=to, subject=f"{subject} · {site}", text=text)
 
 
 def approve(session: Session, practitioner: Practitioner, admin: str) -> None:

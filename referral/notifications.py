@@ -9,18 +9,15 @@ same text in ``referral/email/layout.html``.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from flask import current_app, render_template, url_for
-from markupsafe import Markup, escape
+from flask import current_app, url_for
 from sqlalchemy.orm import Session
 
-from referral.mail import queue_email
+from referral.mail import queue_template
 from referral.models import OutboxMessage, Practitioner, ReferralRequest
 from referral.outbox import queue_webhook
 
-URL = re.compile(r"https?://[^\s<>\"]+")
 #: statuses the patient hears about by email (cancelling is their own act)
 PATIENT_HEARS = frozenset({"accepted", "declined"})
 #: statuses a referring practitioner hears about
@@ -144,23 +141,9 @@ def _queue(
     template: str,
     context: dict[str, Any],
 ) -> OutboxMessage:
-    text = render_template(f"referral/email/{template}.txt", **context).strip() + "\n"
-    html = render_template(
-        "referral/email/layout.html", subject=subject, paragraphs=html_paragraphs(text), **context
+    return queue_template(
+        session, to=to, subject=subject, template=template, referral_id=referral.id, **context
     )
-    return queue_email(
-        session, to=to, subject=subject, text=text, html=html, referral_id=referral.id
-    )
-
-
-def html_paragraphs(text: str) -> list[Markup]:
-    """The plain text as escaped HTML paragraphs, with its links made clickable."""
-    paragraphs = []
-    for block in re.split(r"\n\s*\n", text.strip()):
-        escaped = str(escape(block))
-        linked = URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped)
-        paragraphs.append(Markup(linked.replace("\n", "<br>\n")))
-    return paragraphs
 
 
 def _webhook(session: Session, referral: ReferralRequest, event: str, extra: dict) -> None:

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from referral.models import OutboxMessage, Practitioner, ReferralRequest
-from referral.notifications import html_paragraphs, practitioner_email
+from referral.notifications import practitioner_email
 from referral.referrals import ReferralData, create_referral, transition
 from tests.test_outbox import _Hook
 
@@ -41,12 +41,6 @@ def test_practitioner_email_falls_back_to_the_account(session, add_practitioner,
     assert practitioner_email(with_listing_email) == "listing@example.com"
     assert practitioner_email(account_only) == "login@example.com"
     assert practitioner_email(nothing) is None and practitioner_email(None) is None
-
-
-def test_html_part_escapes_and_links():
-    [first, second] = html_paragraphs("Hi <b>Pat</b> & co\n\nGo to https://x.example/a?b=1&c=2")
-    assert first == "Hi &lt;b&gt;Pat&lt;/b&gt; &amp; co"
-    assert 'href="https://x.example/a?b=1&amp;c=2"' in second
 
 
 def test_a_listing_without_any_email_still_gets_the_referral(ctx, session, add_practitioner):
