@@ -509,11 +509,15 @@ class _PostGISIndex:
                 + ")"
             )
             rest = replace(filters, modalities=())  # the partial indexes did that filter
-        sql = (
-            near + " SELECT count(DISTINCT l.practitioner_id) FROM near AS l"
-            " JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
-            f" WHERE {self._conditions(rest, params)}"
-        )
+        if filters.modalities and rest == Filters():
+            # search points hold active practitioners only: nothing left to check
+            sql = near + " SELECT count(DISTINCT l.practitioner_id) FROM near AS l"
+        else:
+            sql = (
+                near + " SELECT count(DISTINCT l.practitioner_id) FROM near AS l"
+                " JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
+                f" WHERE {self._conditions(rest, params)}"
+            )
         connection = _driver(session)
         connection.execute("SET LOCAL jit = off")  # compiling costs more than the count
         return connection.execute(sql, params).fetchone()[0]

@@ -504,3 +504,25 @@ def test_a_modality_added_later_is_searchable(session, add_practitioner):
     found = search(session, *SYDNEY, radius_km=5, filters=Filters(("reflexology",)))
     assert _names(found) == ["New kind"]
     assert search(session, *SYDNEY, radius_km=5, filters=Filters(("no-such",))).hits == []
+
+
+def test_total_beyond_the_page_counts_active_matches_only(session, add_practitioner):
+    """A page smaller than the matches makes the index count them (not just the page)."""
+    yoga = Filters(modalities=("yoga",))
+    people = [
+        add_practitioner(f"Yogi {n}", (SYDNEY[0] + n * 0.001, SYDNEY[1]), modalities=("yoga",))
+        for n in range(5)
+    ]
+    add_practitioner("Phil Physio", SYDNEY, modalities=("physiotherapy",))
+    assert search(session, *SYDNEY, radius_km=5, filters=yoga, per_page=2).total == 5
+
+    people[3].status = "suspended"
+    session.commit()
+    assert search(session, *SYDNEY, radius_km=5, filters=yoga, per_page=2).total == 4
+    both = Filters(modalities=("yoga", "physiotherapy"))
+    assert search(session, *SYDNEY, radius_km=5, filters=both, per_page=2).total == 5
+
+    people[0].accepting_new_patients = False
+    session.commit()
+    accepting = Filters(modalities=("yoga",), accepting=True)
+    assert search(session, *SYDNEY, radius_km=5, filters=accepting, per_page=2).total == 3
