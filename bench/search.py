@@ -204,6 +204,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def nearest10(session: Session, lat: float, lon: float, modality: str, radius_km: float):
+    """The measured query: nearest 10 of one modality through the package's search()."""
+    return search(
+        session,
+        lat,
+        lon,
+        radius_km=radius_km,
+        filters=Filters((modality,)),
+        per_page=10,
+        fallback=0,
+    )
+
+
 def naive_nearest(session: Session, lat: float, lon: float, modality: str) -> list[int]:
     """What a user writes first: every location of the modality, distance in Python."""
     rows = session.execute(
@@ -272,28 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     rss_before = rss_mb()
     with Session(engine) as session:
         for lat, lon, modality in queries[: min(50, len(queries))]:  # warm caches
-            search(
-                session,
-                lat,
-                lon,
-                radius_km=args.radius_km,
-                filters=Filters((modality,)),
-                per_page=10,
-                fallback=0,
-            )
+            nearest10(session, lat, lon, modality, args.radius_km)
         session.expunge_all()
         times = []
         for lat, lon, modality in queries:
             started = time.perf_counter()
-            results = search(
-                session,
-                lat,
-                lon,
-                radius_km=args.radius_km,
-                filters=Filters((modality,)),
-                per_page=10,
-                fallback=0,
-            )
+            results = nearest10(session, lat, lon, modality, args.radius_km)
             times.append((time.perf_counter() - started) * 1000)
             assert len(results.hits) == 10, (lat, lon, modality)
             session.expunge_all()  # no help from the identity map
@@ -306,15 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             index_times.append((time.perf_counter() - started) * 1000)
         count_times = []
         for lat, lon, modality in queries[:20]:
-            results = search(
-                session,
-                lat,
-                lon,
-                radius_km=25,
-                filters=Filters((modality,)),
-                per_page=10,
-                fallback=0,
-            )
+            results = nearest10(session, lat, lon, modality, 25)
             started = time.perf_counter()
             results.total  # noqa: B018 - counted on first read
             count_times.append((time.perf_counter() - started) * 1000)
@@ -328,15 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             expected = naive_nearest(session, lat, lon, modality)
             naive_times.append((time.perf_counter() - started) * 1000)
-            got = search(
-                session,
-                lat,
-                lon,
-                radius_km=args.radius_km,
-                filters=Filters((modality,)),
-                per_page=10,
-                fallback=0,
-            )
+            got = nearest10(session, lat, lon, modality, args.radius_km)
             assert [h.location.id for h in got.hits] == expected, "search disagrees with naive"
         peak_naive = peak_rss_mb()
 

@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from referral.geo import LocationNotFound, Point
-from referral.geo.postcodes import MAX_QUERY_LENGTH, lookup, normalise_postcode, place_key
+from referral.geo.postcodes import checked_query, lookup, place_key
 from referral.models import GeocodeCache, utcnow
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,7 @@ def locate(session: Session, text: str, country: str, config: Mapping[str, Any])
     written to the cache on their own connection, so a search that never commits still
     remembers them; a remote failure raises :class:`LocationServiceUnavailable`.
     """
-    query = normalise_postcode(text)
-    if not query:
-        raise LocationNotFound("Please enter a postcode or suburb.")
-    if len(query) > MAX_QUERY_LENGTH:
-        raise LocationNotFound("That postcode or suburb is too long.")
+    checked_query(text)  # refused before any look-up, local or remote
     country = country.upper()
     try:
         return lookup(session, text, country)

@@ -132,17 +132,24 @@ def load_geonames_text(session: Session, text: str, *, source: str, country: str
     )
 
 
+def checked_query(text: str) -> str:
+    """The normalised query, refusing an empty or oversized one with a message for the
+    person (before any look-up, local or remote)."""
+    query = normalise_postcode(text)
+    if not query:
+        raise LocationNotFound("Please enter a postcode or suburb.")
+    if len(query) > MAX_QUERY_LENGTH:
+        raise LocationNotFound("That postcode or suburb is too long.")
+    return query
+
+
 def lookup(session: Session, query: str, country: str) -> Point:
     """Resolve a postcode or suburb name from the local table.
 
     Several rows for one postcode (suburbs sharing it) give their mean centre.
     Raises :class:`LocationNotFound` with a message for the person.
     """
-    text = normalise_postcode(query)
-    if not text:
-        raise LocationNotFound("Please enter a postcode or suburb.")
-    if len(text) > MAX_QUERY_LENGTH:
-        raise LocationNotFound("That postcode or suburb is too long.")
+    text = checked_query(query)
     country = country.upper()
     found = session.execute(
         select(func.avg(Postcode.lat), func.avg(Postcode.lon), func.min(Postcode.place)).where(
