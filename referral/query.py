@@ -15,8 +15,8 @@ from referral.errors import InvalidInput
 from referral.geo import LocationNotFound, Point
 from referral.geo.geocode import LocationServiceUnavailable, locate
 from referral.geo.postcodes import MAX_QUERY_LENGTH
-from referral.models import Condition, HealthFund, Modality
-from referral.search import Filters, Results, search
+from referral.models import Condition, HealthFund
+from referral.search import Filters, Results, modality_ids, search
 
 #: what a listing's "Back to search" link carries back to the search page (``?back=``)
 SEARCH_PARAMS = ("postcode", "country", "lat", "lon", "radius_km", "modality", "page", "per_page")
@@ -158,7 +158,7 @@ def parse_filters(session: Session, args: Mapping[str, Any]) -> Filters:
     """The filters of a search request; unknown slugs are errors the visitor can fix."""
     modalities = tuple(dict.fromkeys(s for s in _getlist(args, "modality") if s))
     if modalities:
-        known = set(session.scalars(select(Modality.slug).where(Modality.slug.in_(modalities))))
+        known = modality_ids(session, modalities)
         unknown = [s for s in modalities if s not in known]
         if unknown:
             raise InvalidInput("unknown_modality", f"Unknown modality: {unknown[0][:60]}.")

@@ -15,19 +15,16 @@ value is a bound parameter except modality ids, integers read from the database.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from geopy.distance import EARTH_RADIUS
-from sqlalchemy import Integer, any_, bindparam, inspect, select
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session, joinedload
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import Session
 
 from referral.geo.distance import bounding_box, great_circle_km
-from referral.models import Location, Modality, Practitioner, practitioner_modality
 
 #: half the earth's circumference: no two points are farther apart
 EARTH_HALF_KM = math.pi * EARTH_RADIUS
@@ -54,10 +51,50 @@ class Filters:
     language: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Term:
+    """A modality or condition as a result card names it."""
+
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PractitionerSummary:
+    """What a result card and the API's search results show of a practitioner (the
+    listing page loads the full :class:`~referral.models.Practitioner`)."""
+
+    id: int
+    name: str
+    accepting_new_patients: bool
+    home_visits: bool
+    modalities: tuple[Term, ...]
+    conditions: tuple[Term, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LocationSummary:
+    """The location a hit was measured to; the same attribute names as
+    :class:`~referral.models.Location`, so a template or serialiser takes either."""
+
+    id: int
+    name: str | None
+    suburb: str | None
+    state: str | None
+    postcode: str | None
+    country: str
+    lat: float
+    lon: float
+    home_visit_radius_km: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Hit:
-    practitioner: Practitioner
-    location: Location
+    """One result: read-only records built from one query, not ORM objects, which would
+    cost as much as the index look-up and are never changed by a search."""
+
+    practitioner: PractitionerSummary
+    location: LocationSummary
     distance_km: float
 
 
@@ -146,60 +183,91 @@ def _anyone_matches(session: Session, filters: Filters) -> bool:
     return _driver(session).execute(sql, params).fetchone() is not None
 
 
-def _by_ids(column: Any, dialect: str) -> Any:
-    """``column IN :ids`` as a parameter: on PostgreSQL ``= ANY(array)``, one statement for
-    any page size, so psycopg prepares it once."""
-    if dialect == "postgresql":
-        return column == any_(bindparam("ids", type_=ARRAY(Integer)))
-    return column.in_(bindparam("ids", expanding=True))
+def modality_ids(session: Session, slugs: tuple[str, ...]) -> dict[str, int]:
+    """The ids of the modalities with these slugs (unknown slugs are left out).
 
-
-def _page_statements(dialect: str) -> tuple[Any, Any]:
-    """The two loading statements, built once per dialect: building them per search
-    cost a tenth of a millisecond each."""
-    if dialect not in _PAGE_STATEMENTS:
-        link = practitioner_modality.c.practitioner_id
-        _PAGE_STATEMENTS[dialect] = (
-            select(Location)
-            .where(_by_ids(Location.id, dialect))
-            .options(joinedload(Location.practitioner)),
-            select(link, Modality)
-            .join(Modality, Modality.id == practitioner_modality.c.modality_id)
-            .where(_by_ids(link, dialect))
-            .order_by(Modality.name),
+    Remembered for the rest of the transaction: a request checks its modality slugs
+    (:func:`referral.query.parse_filters`), then searches and counts by id, and each
+    look-up would be another round trip to the database.
+    """
+    if not slugs:
+        return {}
+    connection = _driver(session)  # begins the transaction the answer belongs to
+    transaction = session.get_transaction()
+    cached = session.info.get(_MODALITY_IDS)
+    if cached is None or cached[0] is not transaction:
+        cached = session.info[_MODALITY_IDS] = (transaction, {})
+    known: dict[tuple[str, ...], dict[str, int]] = cached[1]
+    if slugs not in known:
+        mark = _marker(session.get_bind().dialect.name)
+        params = {f"slug{n}": slug for n, slug in enumerate(slugs)}
+        marks = ", ".join(mark(name) for name in params)
+        rows = connection.execute(
+            f"SELECT slug, id FROM referral_modality WHERE slug IN ({marks})", params
         )
-    return _PAGE_STATEMENTS[dialect]
+        known[slugs] = {slug: int(id_) for slug, id_ in rows}
+    return known[slugs]
 
 
-_PAGE_STATEMENTS: dict[str, tuple[Any, Any]] = {}
+_MODALITY_IDS = "referral.modality_ids"
 
 
 def _load(session: Session, ranked: Ranked) -> list[Hit]:
-    """The ORM objects of a page: locations with their practitioners in one query, and
-    their modalities (which every result card shows) in a second. An ORM
-    ``selectinload`` would cost as much as the whole index look-up."""
+    """A page's hits from one statement: each location with its practitioner's card
+    fields, modalities and conditions (as JSON arrays of ``[slug, name]``)."""
     if not ranked:
         return []
-    locations, modalities = _page_statements(session.get_bind().dialect.name)
-    ids = [location_id for _, _, location_id in ranked]
-    by_id = {location.id: location for location in session.scalars(locations, {"ids": ids})}
-    # modalities for practitioners whose collection is not loaded yet, in one query
-    todo = {
-        loc.practitioner.id: loc.practitioner
-        for loc in by_id.values()
-        if "modalities" not in inspect(loc.practitioner).dict
-    }
-    if todo:
-        chosen: dict[int, list[Modality]] = {pid: [] for pid in todo}
-        for practitioner_id, modality in session.execute(modalities, {"ids": list(todo)}):
-            chosen[practitioner_id].append(modality)
-        for practitioner_id, found in chosen.items():
-            set_committed_value(todo[practitioner_id], "modalities", found)
+    dialect = session.get_bind().dialect.name
+    params: dict[str, Any] = {}
+    if dialect == "postgresql":
+        params["ids"] = [location_id for _, _, location_id in ranked]
+        where = "l.id = ANY(%(ids)s)"
+        terms = "json_agg(json_build_array(t.slug, t.name))"
+    else:
+        for n, (_, _, location_id) in enumerate(ranked):
+            params[f"id{n}"] = location_id
+        where = f"l.id IN ({', '.join(f':id{n}' for n in range(len(ranked)))})"
+        terms = "json_group_array(json_array(t.slug, t.name))"
+    sql = (
+        "SELECT l.id, l.name, l.suburb, l.state, l.postcode, l.country, l.lat, l.lon,"
+        " l.home_visit_radius_km, p.id, p.name, p.accepting_new_patients, p.home_visits,"
+        f" (SELECT {terms} FROM referral_practitioner_modality AS pm"
+        "  JOIN referral_modality AS t ON t.id = pm.modality_id"
+        "  WHERE pm.practitioner_id = p.id),"
+        f" (SELECT {terms} FROM referral_practitioner_condition AS pc"
+        "  JOIN referral_condition AS t ON t.id = pc.condition_id"
+        "  WHERE pc.practitioner_id = p.id)"
+        " FROM referral_location AS l"
+        " JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
+        f" WHERE {where}"
+    )
+    found = {}
+    for row in _driver(session).execute(sql, params):
+        found[row[0]] = (
+            LocationSummary(*row[:6], float(row[6]), float(row[7]), row[8]),
+            PractitionerSummary(
+                row[9],
+                row[10],
+                bool(row[11]),
+                bool(row[12]),
+                _terms(row[13]),
+                _terms(row[14]),
+            ),
+        )
     return [
-        Hit(by_id[location_id].practitioner, by_id[location_id], distance)
+        Hit(found[location_id][1], found[location_id][0], distance)
         for distance, _, location_id in ranked
-        if location_id in by_id  # deleted between the two queries
+        if location_id in found  # deleted between the two queries
     ]
+
+
+def _terms(aggregated: str | list[list[str]] | None) -> tuple[Term, ...]:
+    """Terms from a JSON array of ``[slug, name]`` (text from SQLite, parsed by psycopg),
+    sorted by name here, not by the database: collations differ."""
+    if isinstance(aggregated, str):
+        aggregated = json.loads(aggregated)
+    terms = (Term(slug, name) for slug, name in aggregated or ())
+    return tuple(sorted(terms, key=lambda t: (t.name.casefold(), t.slug)))
 
 
 def _index_for(session: Session) -> _SpatialIndex:
@@ -392,7 +460,7 @@ class _PostGISIndex:
                 f" FROM referral_location AS l ORDER BY l.geog <-> {self.POINT}"
                 " LIMIT %(limit)s)"
             ]
-        ids = self._modality_ids(session, filters)
+        ids = sorted(modality_ids(session, filters.modalities).values())
         if not ids:
             return None
         return [
@@ -401,16 +469,6 @@ class _PostGISIndex:
             f" FROM referral_search_point AS s"
             f" WHERE s.modality_id = {m:d} ORDER BY s.geog <-> {self.POINT} LIMIT %(limit)s)"
             for m in ids
-        ]
-
-    @staticmethod
-    def _modality_ids(session: Session, filters: Filters) -> list[int]:
-        return [
-            int(row[0])
-            for row in _driver(session).execute(
-                "SELECT id FROM referral_modality WHERE slug = ANY(%s) ORDER BY id",
-                [list(filters.modalities)],
-            )
         ]
 
     @staticmethod
@@ -494,7 +552,7 @@ class _PostGISIndex:
         params: dict[str, Any] = {"lat": lat, "lon": lon, "radius_m": radius_km * 1000}
         near, rest = self._near(), filters
         if filters.modalities:
-            ids = self._modality_ids(session, filters)
+            ids = sorted(modality_ids(session, filters.modalities).values())
             if not ids:
                 return 0
             near = (
@@ -519,8 +577,10 @@ class _PostGISIndex:
                 f" WHERE {self._conditions(rest, params)}"
             )
         connection = _driver(session)
-        connection.execute("SET LOCAL jit = off")  # compiling costs more than the count
-        return connection.execute(sql, params).fetchone()[0]
+        with connection.pipeline():  # both statements in one round trip
+            connection.execute("SET LOCAL jit = off")  # compiling costs more than the count
+            cursor = connection.execute(sql, params)
+        return cursor.fetchone()[0]
 
 
 _RTREE = _RTreeIndex()

@@ -20,7 +20,7 @@ from referral.models import (
     Practitioner,
     PractitionerFund,
 )
-from referral.search import Filters, search
+from referral.search import Filters, Term, search
 from tests.conftest import PG_URL, TAXONOMY
 
 SYDNEY = (-33.8688, 151.2093)
@@ -460,15 +460,25 @@ def test_index_follows_every_change_to_a_location(session, add_practitioner):
 def test_result_cards_know_their_modalities(session, add_practitioner):
     add_practitioner("Both", SYDNEY, modalities=("yoga", "physiotherapy"))
     add_practitioner("None", SYDNEY, modalities=())
-    session.expunge_all()  # as in a fresh request: Modality objects are loaded
+    session.expunge_all()  # as in a fresh request
     both, none = search(session, *SYDNEY, radius_km=1).hits
-    assert [m.slug for m in both.practitioner.modalities] == ["physiotherapy", "yoga"]
-    assert none.practitioner.modalities == []
+    # sorted by name, with the names the cards show
+    assert both.practitioner.modalities == (
+        Term("physiotherapy", "Physiotherapy"),
+        Term("yoga", "Yoga"),
+    )
+    assert none.practitioner.modalities == () and none.practitioner.conditions == ()
+    assert both.location.lat == pytest.approx(SYDNEY[0])
+
+
+def test_hits_are_records_not_session_objects(session, add_practitioner):
+    """A page of results loads nothing into the session: nothing to flush or expire."""
+    add_practitioner("Only", SYDNEY)
     session.expunge_all()
-    held = session.scalars(select(Modality)).all()  # now they are in the session already
-    both, _ = search(session, *SYDNEY, radius_km=1).hits
-    assert [m.slug for m in both.practitioner.modalities] == ["physiotherapy", "yoga"]
-    assert all(m in held for m in both.practitioner.modalities)
+    (hit,) = search(session, *SYDNEY, radius_km=1).hits
+    assert len(session.identity_map) == 0
+    with pytest.raises(AttributeError):
+        hit.practitioner.name = "Changed"  # frozen: a search result is read-only
 
 
 def test_modality_search_follows_status_and_modality_changes(session, add_practitioner):

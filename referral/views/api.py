@@ -12,7 +12,6 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from referral import openapi
@@ -26,10 +25,9 @@ from referral.models import (
     Location,
     Modality,
     Practitioner,
-    practitioner_condition,
 )
 from referral.query import SearchQuery, parse_places, parse_search, run_search
-from referral.search import Hit, Results
+from referral.search import Hit, LocationSummary, PractitionerSummary, Results
 
 READ_METHODS = ["GET", "HEAD", "OPTIONS"]
 ALL_METHODS = [*READ_METHODS, "POST", "PUT", "PATCH", "DELETE"]
@@ -59,7 +57,7 @@ def practitioners() -> Response:
     config = current_app.config
     query = parse_search(session, request.args, config)
     results = run_search(session, query, config)
-    return jsonify(search_document(session, query, results))
+    return jsonify(search_document(query, results))
 
 
 def practitioner(practitioner_id: int) -> Response:
@@ -105,11 +103,9 @@ def _terms(model: type[Modality] | type[Condition] | type[HealthFund]) -> Respon
     return jsonify([{"slug": row.slug, "name": row.name} for row in terms])
 
 
-def search_document(session: Session, query: SearchQuery, results: Results) -> dict[str, Any]:
+def search_document(query: SearchQuery, results: Results) -> dict[str, Any]:
     """The v1 search response: the query as understood, a page of results, and the
     nearest beyond the radius when nothing is inside it."""
-    hits = results.hits + results.nearest_beyond
-    conditions = _condition_slugs(session, [h.practitioner.id for h in hits])
     return {
         "query": {
             "postcode": query.postcode,
@@ -124,18 +120,18 @@ def search_document(session: Session, query: SearchQuery, results: Results) -> d
         "total": results.total,
         "page": results.page,
         "per_page": results.per_page,
-        "results": [_summary(h, conditions) for h in results.hits],
-        "nearest_beyond": [_summary(h, conditions) for h in results.nearest_beyond],
+        "results": [_summary(h) for h in results.hits],
+        "nearest_beyond": [_summary(h) for h in results.nearest_beyond],
     }
 
 
-def _summary(hit: Hit, conditions: dict[int, list[str]]) -> dict[str, Any]:
+def _summary(hit: Hit) -> dict[str, Any]:
     p = hit.practitioner
     return {
         "id": p.id,
         "name": p.name,
         "modalities": [m.slug for m in p.modalities],
-        "conditions": conditions.get(p.id, []),
+        "conditions": [c.slug for c in p.conditions],
         "accepting_new_patients": p.accepting_new_patients,
         "home_visits": p.home_visits,
         "distance_km": round(hit.distance_km, 3),
@@ -166,7 +162,7 @@ def practitioner_document(p: Practitioner) -> dict[str, Any]:
     }
 
 
-def _location(loc: Location) -> dict[str, Any]:
+def _location(loc: Location | LocationSummary) -> dict[str, Any]:
     return {
         "id": loc.id,
         "name": loc.name,
@@ -180,24 +176,8 @@ def _location(loc: Location) -> dict[str, Any]:
     }
 
 
-def _page_url(p: Practitioner) -> str:
+def _page_url(p: Practitioner | PractitionerSummary) -> str:
     return url_for("referral.practitioner", practitioner_id=p.id, _external=True)
-
-
-def _condition_slugs(session: Session, ids: list[int]) -> dict[int, list[str]]:
-    """Conditions of a page of practitioners in one query, not one per practitioner."""
-    if not ids:
-        return {}
-    rows = session.execute(
-        select(practitioner_condition.c.practitioner_id, Condition.slug)
-        .join(Condition, Condition.id == practitioner_condition.c.condition_id)
-        .where(practitioner_condition.c.practitioner_id.in_(ids))
-        .order_by(Condition.name)
-    )
-    out: dict[int, list[str]] = {}
-    for practitioner_id, slug in rows:
-        out.setdefault(practitioner_id, []).append(slug)
-    return out
 
 
 def error_response(exc: InvalidInput | HTTPException) -> tuple[Response, int]:
