@@ -118,6 +118,7 @@ def run_search(session: Session, query: SearchQuery, config: Mapping[str, Any]) 
         page=query.page,
         per_page=query.per_page,
         fallback=config["REFERRAL_NEAREST_FALLBACK"],
+        with_total=True,  # the page and the API both show it
     )
 
 

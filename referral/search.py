@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -148,25 +149,43 @@ def search(
     page: int = 1,
     per_page: int = 20,
     fallback: int = 5,
+    with_total: bool = False,
 ) -> Results:
     """Active practitioners within ``radius_km`` matching ``filters``, nearest first, one
     hit per practitioner (their closest matching location). When nothing is in range,
-    ``nearest_beyond`` holds up to ``fallback`` of the nearest matches at any distance."""
+    ``nearest_beyond`` holds up to ``fallback`` of the nearest matches at any distance.
+
+    ``Results.total`` is counted when first read; ``with_total=True`` (for a caller that
+    always shows it) sends the count with the look-up instead, in one round trip on
+    PostgreSQL."""
     filters = filters or Filters()
     index = _index_for(session)
     start = (page - 1) * per_page
-    ranked, exhausted = index.nearest(session, lat, lon, radius_km, filters, start + per_page)
+    count = None
+    with _pipeline(session) if with_total else nullcontext():
+        if with_total:
+            count = index.start_count(session, lat, lon, radius_km, filters)
+        ranked, exhausted = index.nearest(session, lat, lon, radius_km, filters, start + per_page)
     page_rows = ranked[start:]
     total = len(ranked) if exhausted else None
+    if count is None:
 
-    def count() -> int:
-        return index.count(session, lat, lon, radius_km, filters)
+        def count() -> int:
+            return index.count(session, lat, lon, radius_km, filters)
 
     results = Results(_load(session, page_rows), total, page, per_page, count=count)
     if fallback and not ranked and _anyone_matches(session, filters):
         beyond, _ = index.nearest(session, lat, lon, EARTH_HALF_KM, filters, fallback)
         results.nearest_beyond = _load(session, beyond)
     return results
+
+
+def _pipeline(session: Session) -> AbstractContextManager[Any]:
+    """PostgreSQL: statements sent inside wait for the first result anyone reads, then
+    travel together (psycopg's pipeline mode)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return _driver(session).pipeline()
+    return nullcontext()
 
 
 def _anyone_matches(session: Session, filters: Filters) -> bool:
@@ -422,6 +441,12 @@ class _RTreeIndex:
         """How many practitioners match within ``radius_km``."""
         return len(self._within(session, lat, lon, min(radius_km, EARTH_HALF_KM), filters))
 
+    def start_count(
+        self, session: Session, lat: float, lon: float, radius_km: float, filters: Filters
+    ) -> Callable[[], int]:
+        """SQLite has no round trips to save: the count runs when it is read."""
+        return lambda: self.count(session, lat, lon, radius_km, filters)
+
 
 class _PostGISIndex:
     """PostgreSQL: a GiST index drives. A MATERIALIZED CTE takes the k locations nearest
@@ -543,7 +568,16 @@ class _PostGISIndex:
     def count(
         self, session: Session, lat: float, lon: float, radius_km: float, filters: Filters
     ) -> int:
-        """How many practitioners match within ``radius_km``.
+        """How many practitioners match within ``radius_km``."""
+        with _driver(session).pipeline():  # the statements go in one round trip
+            read = self.start_count(session, lat, lon, radius_km, filters)
+        return read()
+
+    def start_count(
+        self, session: Session, lat: float, lon: float, radius_km: float, filters: Filters
+    ) -> Callable[[], int]:
+        """Send the count and return how to read it: inside a psycopg pipeline it
+        travels with the statements after it, so the search's total costs no round trip.
 
         With a modality filter the radius is searched in that modality's partial index
         (``referral_search_point``), not among every location: at 100,000 listings a
@@ -554,7 +588,7 @@ class _PostGISIndex:
         if filters.modalities:
             ids = sorted(modality_ids(session, filters.modalities).values())
             if not ids:
-                return 0
+                return lambda: 0
             near = (
                 "WITH near AS MATERIALIZED ("
                 + " UNION ALL ".join(
@@ -577,10 +611,9 @@ class _PostGISIndex:
                 f" WHERE {self._conditions(rest, params)}"
             )
         connection = _driver(session)
-        with connection.pipeline():  # both statements in one round trip
-            connection.execute("SET LOCAL jit = off")  # compiling costs more than the count
-            cursor = connection.execute(sql, params)
-        return cursor.fetchone()[0]
+        connection.execute("SET LOCAL jit = off")  # compiling costs more than the count
+        cursor = connection.execute(sql, params)
+        return lambda: cursor.fetchone()[0]
 
 
 _RTREE = _RTreeIndex()

@@ -234,6 +234,28 @@ def test_total_is_counted_when_the_page_does_not_show_it(session, directory):
     assert first.total == 3
 
 
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (Filters(), 3),
+        (Filters(modalities=("remedial-massage",)), 3),
+        (Filters(modalities=("yoga", "remedial-massage"), accepting=True), 3),
+        (Filters(modalities=("yoga",)), 0),
+    ],
+)
+def test_total_sent_with_the_search_is_the_total_counted_later(
+    session, directory, filters, expected
+):
+    """``with_total`` sends the count with the look-up (one round trip on PostgreSQL)."""
+    for per_page in (1, 50):  # a page smaller than the matches, then one holding all
+        eager = search(
+            session, *SYDNEY, radius_km=50, filters=filters, per_page=per_page, with_total=True
+        )
+        lazy = search(session, *SYDNEY, radius_km=50, filters=filters, per_page=per_page)
+        assert eager.total == lazy.total == expected
+        assert [h.practitioner.id for h in eager.hits] == [h.practitioner.id for h in lazy.hits]
+
+
 def test_several_locations_page_and_count_once(session, add_practitioner):
     for n in range(6):
         # every practitioner has a near and a far location
