@@ -1,4 +1,5 @@
-"""``flask referral ...``: schema, postcodes, demo data, admins, import/export, outbox, purge."""
+"""``flask referral ...``: schema, postcodes, demo data, admins, import/export, outbox,
+purge, index upkeep."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
-from referral import migrate, outbox, referrals
+from referral import migrate, outbox, referrals, search
 from referral.db import get_engine, get_session
 from referral.errors import InvalidInput
 from referral.geo import postcodes
@@ -61,6 +62,14 @@ def load_postcodes_command(country: str | None, file: Path | None) -> None:
     if count == 0:
         raise click.ClickException(f"No postcodes found for {country}.")
     click.echo(f"Loaded {count} postcodes for {country}.")
+
+
+@referral_cli.command("optimize")
+@with_appcontext
+def optimize_command() -> None:
+    """Lay the search index out for reading after a bulk import (see search.optimize)."""
+    search.optimize(get_session())
+    click.echo("Search index laid out and statistics refreshed.")
 
 
 @referral_cli.command("demo")

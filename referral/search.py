@@ -188,6 +188,31 @@ def _pipeline(session: Session) -> AbstractContextManager[Any]:
     return nullcontext()
 
 
+def optimize(session: Session) -> None:
+    """Lay the index out for reading and refresh the planner's statistics; commits.
+
+    PostgreSQL: ``referral_search_point`` is rewritten in modality, then geohash order,
+    so the matches around a point share a few pages instead of one page each (the 25 km
+    count at 100,000 listings: 1.8 -> 1.0 ms). Rows written later go at the end: run it
+    after a bulk import. The rewrite locks the table, so searches wait for it (a second
+    or two per 100,000 listings). SQLite: ``PRAGMA optimize``.
+    """
+    connection = _driver(session)
+    if session.get_bind().dialect.name == "postgresql":
+        connection.execute("LOCK TABLE referral_search_point IN ACCESS EXCLUSIVE MODE")
+        connection.execute(
+            "CREATE TEMP TABLE referral_search_sorted ON COMMIT DROP AS"
+            " SELECT * FROM referral_search_point"
+            " ORDER BY modality_id, ST_GeoHash(geog::geometry, 12), location_id"
+        )
+        connection.execute("TRUNCATE referral_search_point")
+        connection.execute("INSERT INTO referral_search_point SELECT * FROM referral_search_sorted")
+        connection.execute("ANALYZE referral_search_point")
+    else:
+        connection.execute("PRAGMA optimize")
+    session.commit()
+
+
 def _anyone_matches(session: Session, filters: Filters) -> bool:
     """Whether any listing anywhere passes the filters: without this check, looking for
     the nearest beyond the radius would widen its search to the whole earth for nothing."""

@@ -503,6 +503,42 @@ def test_hits_are_records_not_session_objects(session, add_practitioner):
         hit.practitioner.name = "Changed"  # frozen: a search result is read-only
 
 
+def test_optimize_keeps_every_answer_and_lays_the_index_out(session, add_practitioner, runner):
+    rng = random.Random(5)
+    kinds = [("yoga",), ("physiotherapy",), ("yoga", "remedial-massage"), ()]
+    for n in range(60):
+        point = (SYDNEY[0] + rng.uniform(-0.3, 0.3), SYDNEY[1] + rng.uniform(-0.3, 0.3))
+        add_practitioner(f"P{n}", point, modalities=kinds[n % len(kinds)])
+    questions = [
+        (Filters(modalities=("yoga",)), 25),
+        (Filters(modalities=("physiotherapy", "remedial-massage")), 40),
+        (Filters(), 5),
+    ]
+
+    def answers():
+        return [
+            (
+                [(h.practitioner.id, h.location.id) for h in found.hits],
+                found.total,
+            )
+            for filters, radius in questions
+            for found in [search(session, *SYDNEY, radius_km=radius, filters=filters, per_page=7)]
+        ]
+
+    before = answers()
+    assert all(total > 7 for _, total in before[:2])  # pages smaller than the matches
+    result = runner.invoke(args=["referral", "optimize"])
+    assert result.exit_code == 0, result.output
+    assert "laid out" in result.output
+    assert answers() == before
+    if session.get_bind().dialect.name == "postgresql":
+        stored = session.execute(
+            text("SELECT modality_id FROM referral_search_point ORDER BY ctid")
+        ).scalars()
+        laid_out = list(stored)
+        assert laid_out == sorted(laid_out) and len(laid_out) == 60  # 1 + 1 + 2 + 0 per 4
+
+
 def test_modality_search_follows_status_and_modality_changes(session, add_practitioner):
     """PostgreSQL keeps a per-modality table by triggers: every change must reach it."""
     yoga = Filters(modalities=("yoga",))
