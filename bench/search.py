@@ -38,7 +38,7 @@ from referral.config import DEFAULT_CONDITIONS, DEFAULT_FUNDS, DEFAULT_MODALITIE
 from referral.db import make_engine
 from referral.geo.distance import great_circle_km
 from referral.models import Location, Modality, practitioner_modality
-from referral.search import Filters, _index_for, search
+from referral.search import Filters, _index_for, optimize, search
 
 MODALITIES = ["remedial-massage", "physiotherapy", "myotherapy", "osteopathy", "yoga"]
 #: (name, lat, lon, share of listings, spread in km)
@@ -251,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--radius-km", type=float, default=500.0)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--reuse", action="store_true", help="keep a database of --rows rows")
+    parser.add_argument(
+        "--optimize",
+        action="store_true",
+        help="run referral.search.optimize first, as the README advises after a bulk import",
+    )
     args = parser.parse_args(argv)
 
     url = args.url
@@ -279,6 +284,13 @@ def main(argv: list[str] | None = None) -> int:
             return child.exitcode
         build_s = round(time.perf_counter() - started, 1)
         print(f"built {args.rows} rows in {build_s} s", file=sys.stderr)
+
+    optimize_s = None
+    if args.optimize:
+        started = time.perf_counter()
+        with Session(engine) as session:
+            optimize(session)
+        optimize_s = round(time.perf_counter() - started, 1)
 
     rng = random.Random(args.seed + 1)
     queries = [(*random_point(rng), rng.choice(MODALITIES)) for _ in range(args.queries)]
@@ -364,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_search_mb": round(peak_search, 1),
         "peak_rss_after_naive_mb": round(peak_naive, 1),
         "build_s": build_s,
+        "optimized": args.optimize,
+        "optimize_s": optimize_s,
         "loadavg_1m": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
