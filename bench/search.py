@@ -267,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = make_engine(url)
     existing = 0
     if args.reuse:
+        migrate.upgrade(engine)  # a database kept from an earlier run gets today's schema
         try:
             with engine.connect() as conn:
                 existing = conn.scalar(text("SELECT count(*) FROM referral_location"))

@@ -34,7 +34,7 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, othe
             and not name.startswith(SPATIAL_TABLES)
         )
     if type_ == "column":
-        return name != "geog"
+        return not name.startswith("geog")  # geog and its unit vector geog_x/y/z
     if type_ == "index":
         return "geog" not in name
     return True

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
@@ -7,6 +8,7 @@ from sqlalchemy import inspect
 from referral import migrate
 from referral.db import make_engine
 from referral.models import Base
+from tests.conftest import PG_URL
 
 
 def _drift(engine):
@@ -53,3 +55,19 @@ def test_upgrade_command_syncs_taxonomy(runner, session):
     assert "Database at head" in result.output
     slugs = set(session.scalars(select(Modality.slug)))
     assert {"remedial-massage", "myotherapy", "physiotherapy", "osteopathy", "yoga"} <= slugs
+
+
+@pytest.mark.skipif(not PG_URL, reason="needs PostgreSQL (REFERRAL_TEST_DATABASE_URL)")
+def test_unit_vector_columns_come_and_go_with_migration_0003(app):
+    engine = app.extensions["referral"].engine
+
+    def columns(table):
+        return {c["name"] for c in inspect(engine).get_columns(table)}
+
+    assert {"geog_x", "geog_y", "geog_z"} <= columns("referral_search_point")
+    migrate.downgrade(engine, "0002")
+    assert not {"geog_x", "geog_y", "geog_z"} & columns("referral_location")
+    assert not {"geog_x", "geog_y", "geog_z"} & columns("referral_search_point")
+    migrate.upgrade(engine)
+    assert {"geog_x", "geog_y", "geog_z"} <= columns("referral_location")
+    assert _drift(engine) == []

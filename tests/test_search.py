@@ -455,6 +455,49 @@ def test_sqlite_and_postgis_give_the_same_answers(session, tmp_path):
     engine.dispose()
 
 
+@pytest.mark.skipif(not PG_URL, reason="needs PostgreSQL (REFERRAL_TEST_DATABASE_URL)")
+def test_postgis_count_decides_the_radius_as_st_dwithin_does(session, add_practitioner):
+    """The count's unit-vector test (migration 0003) against ST_DWithin on the sphere,
+    over a random directory and for two practitioners half a metre either side of it."""
+    load_random_directory(session, seed=5, count=300)
+    sphere = great_circle(radius=search_module.POSTGIS_SPHERE_M / 1000)
+    for bearing, offset_m, name in ((30, -0.5, "Inside"), (210, 0.5, "Outside")):
+        edge = sphere.destination(SYDNEY, bearing, 25 + offset_m / 1000)
+        add_practitioner(name, (edge.latitude, edge.longitude), modalities=("yoga",))
+    index = search_module._POSTGIS
+    plain = (
+        "SELECT count(DISTINCT practitioner_id) FROM {table} AS t{join}"
+        " WHERE ST_DWithin(t.geog, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography,"
+        " :radius_m, false){where}"
+    )
+    by_modality = plain.format(
+        table="referral_search_point", join="", where=" AND t.modality_id = :modality"
+    )
+    everyone = plain.format(
+        table="referral_location",
+        join=" JOIN referral_practitioner AS p ON p.id = t.practitioner_id",
+        where=" AND p.status = 'active'",
+    )
+    yoga_id = session.scalar(select(Modality.id).where(Modality.slug == "yoga"))
+    counted = []
+    for (lat, lon), radius_km in [(SYDNEY, 25.0), (SYDNEY, 12.5), ((-37.81, 144.96), 30.0)]:
+        params = {"lat": lat, "lon": lon, "radius_m": radius_km * 1000, "modality": yoga_id}
+        yoga = index.count(session, lat, lon, radius_km, Filters(modalities=("yoga",)))
+        assert yoga == session.scalar(text(by_modality), params)
+        anyone = index.count(session, lat, lon, radius_km, Filters())
+        assert anyone == session.scalar(text(everyone), params)
+        counted.append((yoga, anyone))
+    assert all(yoga > 5 for yoga, _ in counted)  # enough to compare
+    edge_case = by_modality + " AND t.practitioner_id IN (SELECT id FROM referral_practitioner"
+    edge_case += " WHERE name = :name)"
+    params = {"lat": SYDNEY[0], "lon": SYDNEY[1], "radius_m": 25000, "modality": yoga_id}
+    assert session.scalar(text(edge_case), {**params, "name": "Inside"}) == 1
+    assert session.scalar(text(edge_case), {**params, "name": "Outside"}) == 0
+    hits = search(session, *SYDNEY, radius_km=25, filters=Filters(modalities=("yoga",)))
+    names = [h.practitioner.name for h in hits.hits]
+    assert "Outside" not in names and ("Inside" in names or hits.total > len(hits.hits))
+
+
 def test_index_follows_every_change_to_a_location(session, add_practitioner):
     """The R*Tree (triggers) and the generated geography column track writes."""
     mover = add_practitioner("Mover", PLACES["Melbourne"])
