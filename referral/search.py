@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
@@ -237,30 +238,27 @@ def _anyone_matches(session: Session, filters: Filters) -> bool:
 def modality_ids(session: Session, slugs: tuple[str, ...]) -> dict[str, int]:
     """The ids of the modalities with these slugs (unknown slugs are left out).
 
-    Remembered for the rest of the transaction: a request checks its modality slugs
-    (:func:`referral.query.parse_filters`), then searches and counts by id, and each
-    look-up would be another round trip to the database.
+    Modalities are only ever added (:func:`referral.migrate.sync_taxonomy` inserts or
+    renames, never deletes or re-keys), so a slug's id, once found, holds for the life of
+    the process: it is remembered per engine, and a search by modality asks the database
+    only about slugs it has not seen. Unknown slugs are asked every time, so a modality
+    added later is found at once.
     """
-    if not slugs:
-        return {}
-    connection = _driver(session)  # begins the transaction the answer belongs to
-    transaction = session.get_transaction()
-    cached = session.info.get(_MODALITY_IDS)
-    if cached is None or cached[0] is not transaction:
-        cached = session.info[_MODALITY_IDS] = (transaction, {})
-    known: dict[tuple[str, ...], dict[str, int]] = cached[1]
-    if slugs not in known:
-        mark = _marker(session.get_bind().dialect.name)
-        params = {f"slug{n}": slug for n, slug in enumerate(slugs)}
+    bind = session.get_bind()
+    known = _MODALITY_IDS.setdefault(getattr(bind, "engine", bind), {})
+    missing = [slug for slug in slugs if slug not in known]
+    if missing:
+        mark = _marker(bind.dialect.name)
+        params = {f"slug{n}": slug for n, slug in enumerate(missing)}
         marks = ", ".join(mark(name) for name in params)
-        rows = connection.execute(
+        rows = _driver(session).execute(
             f"SELECT slug, id FROM referral_modality WHERE slug IN ({marks})", params
         )
-        known[slugs] = {slug: int(id_) for slug, id_ in rows}
-    return known[slugs]
+        known.update({slug: int(id_) for slug, id_ in rows})
+    return {slug: known[slug] for slug in slugs if slug in known}
 
 
-_MODALITY_IDS = "referral.modality_ids"
+_MODALITY_IDS: weakref.WeakKeyDictionary[Any, dict[str, int]] = weakref.WeakKeyDictionary()
 
 
 def _load(session: Session, ranked: Ranked) -> list[Hit]:
@@ -670,7 +668,9 @@ class _PostGISIndex:
                 f" WHERE {self._conditions(rest, params)}"
             )
         connection = _driver(session)
-        connection.execute("SET LOCAL jit = off")  # compiling costs more than the count
+        # compiling costs more than the count; for this transaction only (set_config, not
+        # SET LOCAL, which warns in the implicit transaction of an autocommit pipeline)
+        connection.execute("SELECT set_config('jit', 'off', true)")
         cursor = connection.execute(sql, params)
         return lambda: cursor.fetchone()[0]
 

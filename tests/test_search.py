@@ -546,6 +546,23 @@ def test_hits_are_records_not_session_objects(session, add_practitioner):
         hit.practitioner.name = "Changed"  # frozen: a search result is read-only
 
 
+def test_modality_ids_are_remembered_and_new_modalities_found(session):
+    yoga = session.scalar(select(Modality.id).where(Modality.slug == "yoga"))
+    assert search_module.modality_ids(session, ("yoga", "tai-chi")) == {"yoga": yoga}
+    session.add(Modality(slug="tai-chi", name="Tai chi"))
+    session.commit()
+    tai_chi = session.scalar(select(Modality.id).where(Modality.slug == "tai-chi"))
+    # an unknown slug is asked again, so a modality added since is found at once
+    assert search_module.modality_ids(session, ("tai-chi", "yoga")) == {
+        "tai-chi": tai_chi,
+        "yoga": yoga,
+    }
+    # a known slug is not asked again: slugs are never re-keyed (sync_taxonomy only adds)
+    session.execute(text("UPDATE referral_modality SET slug = 'renamed' WHERE slug = 'yoga'"))
+    session.commit()
+    assert search_module.modality_ids(session, ("yoga",)) == {"yoga": yoga}
+
+
 def test_optimize_keeps_every_answer_and_lays_the_index_out(session, add_practitioner, runner):
     rng = random.Random(5)
     kinds = [("yoga",), ("physiotherapy",), ("yoga", "remedial-massage"), ()]
