@@ -52,6 +52,18 @@ def get_session() -> Session:
     return g._referral_session
 
 
+def read_session() -> Session:
+    """The current app context's session for a view that only reads: unless it has
+    already begun a transaction, it reads in autocommit mode, so there is no ``BEGIN``
+    to send and no ``ROLLBACK`` at the end (two of a PostgreSQL search's round trips).
+    Each statement then reads its own snapshot; the search copes with a listing that
+    changes between its statements."""
+    session = get_session()
+    if not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return session
+
+
 def open_session() -> Session | None:
     """The current app context's session if one was opened, without opening one."""
     return g.get("_referral_session")

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from referral import openapi
-from referral.db import get_session
+from referral.db import read_session
 from referral.errors import InvalidInput
 from referral.geo.postcodes import suggest
 from referral.listings import public_listing
@@ -53,7 +53,7 @@ def register(bp: Blueprint) -> None:
 
 
 def practitioners() -> Response:
-    session = get_session()
+    session = read_session()
     config = current_app.config
     query = parse_search(session, request.args, config)
     results = run_search(session, query, config)
@@ -63,7 +63,7 @@ def practitioners() -> Response:
 def practitioner(practitioner_id: int) -> Response:
     if practitioner_id > MAX_ID:  # beyond any id column: PostgreSQL would refuse the query
         raise NotFound("No active practitioner has that id.")
-    found = public_listing(get_session(), practitioner_id)
+    found = public_listing(read_session(), practitioner_id)
     if found is None:
         raise NotFound("No active practitioner has that id.")
     return jsonify(practitioner_document(found))
@@ -74,7 +74,7 @@ def places() -> Response:
     return jsonify(
         [
             {"place": p.place, "postcode": p.postcode, "state": p.state, "lat": p.lat, "lon": p.lon}
-            for p in suggest(get_session(), q, country, limit)
+            for p in suggest(read_session(), q, country, limit)
         ]
     )
 
@@ -97,7 +97,7 @@ def unknown(rest: str) -> Response:
 
 
 def _terms(model: type[Modality] | type[Condition] | type[HealthFund]) -> Response:
-    rows = get_session().scalars(select(model))
+    rows = read_session().scalars(select(model))
     # sorted here, not by the database: collations differ ("ahm" vs "Bupa")
     terms = sorted(rows, key=lambda row: (row.name.casefold(), row.slug))
     return jsonify([{"slug": row.slug, "name": row.name} for row in terms])

@@ -14,7 +14,7 @@ from flask import (
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from referral.db import get_session
+from referral.db import get_session, read_session
 from referral.errors import InvalidInput
 from referral.listings import public_listing
 from referral.models import Condition, HealthFund, Modality
@@ -46,7 +46,7 @@ def back_to_search(back: bool = False) -> str | None:
 
 
 def index() -> tuple[str, int] | str:
-    session = get_session()
+    session = read_session()
     context = {
         "modalities": session.scalars(select(Modality).order_by(Modality.name)).all(),
         "conditions": session.scalars(select(Condition).order_by(Condition.name)).all(),
