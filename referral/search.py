@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
@@ -169,7 +169,9 @@ def search(
     with _pipeline(session) if with_total else nullcontext():
         if with_total:
             count = index.start_count(session, lat, lon, radius_km, filters)
-        ranked, exhausted = index.nearest(session, lat, lon, radius_km, filters, start + per_page)
+        ranked, exhausted, cards = index.nearest(
+            session, lat, lon, radius_km, filters, start + per_page
+        )
     page_rows = ranked[start:]
     total = len(ranked) if exhausted else None
     if count is None:
@@ -177,10 +179,10 @@ def search(
         def count() -> int:
             return index.count(session, lat, lon, radius_km, filters)
 
-    results = Results(_load(session, page_rows), total, page, per_page, count=count)
+    results = Results(_page(session, page_rows, cards), total, page, per_page, count=count)
     if fallback and not ranked and _anyone_matches(session, filters):
-        beyond, _ = index.nearest(session, lat, lon, EARTH_HALF_KM, filters, fallback)
-        results.nearest_beyond = _load(session, beyond)
+        beyond, _, cards = index.nearest(session, lat, lon, EARTH_HALF_KM, filters, fallback)
+        results.nearest_beyond = _page(session, beyond, cards)
     return results
 
 
@@ -261,9 +263,13 @@ def modality_ids(session: Session, slugs: tuple[str, ...]) -> dict[str, int]:
 _MODALITY_IDS: weakref.WeakKeyDictionary[Any, dict[str, int]] = weakref.WeakKeyDictionary()
 
 
+def _page(session: Session, ranked: Ranked, cards: Cards | None) -> list[Hit]:
+    """The hits of ``ranked``: from the cards the index brought, else loaded now."""
+    return _hits(ranked, cards) if cards is not None else _load(session, ranked)
+
+
 def _load(session: Session, ranked: Ranked) -> list[Hit]:
-    """A page's hits from one statement: each location with its practitioner's card
-    fields, modalities and conditions (as JSON arrays of ``[slug, name]``)."""
+    """A page's hits from one statement (when the index did not bring the cards)."""
     if not ranked:
         return []
     dialect = session.get_bind().dialect.name
@@ -271,43 +277,55 @@ def _load(session: Session, ranked: Ranked) -> list[Hit]:
     if dialect == "postgresql":
         params["ids"] = [location_id for _, _, location_id in ranked]
         where = "l.id = ANY(%(ids)s)"
-        terms = "json_agg(json_build_array(t.slug, t.name))"
     else:
         for n, (_, _, location_id) in enumerate(ranked):
             params[f"id{n}"] = location_id
         where = f"l.id IN ({', '.join(f':id{n}' for n in range(len(ranked)))})"
-        terms = "json_group_array(json_array(t.slug, t.name))"
     sql = (
-        "SELECT l.id, l.name, l.suburb, l.state, l.postcode, l.country, l.lat, l.lon,"
-        " l.home_visit_radius_km, p.id, p.name, p.accepting_new_patients, p.home_visits,"
+        f"SELECT {_card_columns(dialect, 'l')} FROM referral_location AS l"
+        f" JOIN referral_practitioner AS p ON p.id = l.practitioner_id WHERE {where}"
+    )
+    return _hits(ranked, {row[0]: row for row in _driver(session).execute(sql, params)})
+
+
+def _card_columns(dialect: str, location: str) -> str:
+    """What a hit shows: the location (alias ``location``), its practitioner (``p``), and
+    the practitioner's modalities and conditions as JSON arrays of ``[slug, name]``."""
+    if dialect == "postgresql":
+        terms = "json_agg(json_build_array(t.slug, t.name))"
+    else:
+        terms = "json_group_array(json_array(t.slug, t.name))"
+    loc = location
+    return (
+        f"{loc}.id, {loc}.name, {loc}.suburb, {loc}.state, {loc}.postcode, {loc}.country,"
+        f" {loc}.lat, {loc}.lon, {loc}.home_visit_radius_km,"
+        " p.id, p.name, p.accepting_new_patients, p.home_visits,"
         f" (SELECT {terms} FROM referral_practitioner_modality AS pm"
         "  JOIN referral_modality AS t ON t.id = pm.modality_id"
         "  WHERE pm.practitioner_id = p.id),"
         f" (SELECT {terms} FROM referral_practitioner_condition AS pc"
         "  JOIN referral_condition AS t ON t.id = pc.condition_id"
         "  WHERE pc.practitioner_id = p.id)"
-        " FROM referral_location AS l"
-        " JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
-        f" WHERE {where}"
     )
-    found = {}
-    for row in _driver(session).execute(sql, params):
-        found[row[0]] = (
-            LocationSummary(*row[:6], float(row[6]), float(row[7]), row[8]),
-            PractitionerSummary(
-                row[9],
-                row[10],
-                bool(row[11]),
-                bool(row[12]),
-                _terms(row[13]),
-                _terms(row[14]),
-            ),
+
+
+#: location id -> a row of :func:`_card_columns`
+Cards = dict[int, Sequence[Any]]
+
+
+def _hits(ranked: Ranked, cards: Cards) -> list[Hit]:
+    """Hits in ``ranked`` order from rows of :func:`_card_columns`."""
+    hits = []
+    for distance, _, location_id in ranked:
+        row = cards.get(location_id)
+        if row is None:  # deleted between the index look-up and the page's statement
+            continue
+        location = LocationSummary(*row[:6], float(row[6]), float(row[7]), row[8])
+        practitioner = PractitionerSummary(
+            row[9], row[10], bool(row[11]), bool(row[12]), _terms(row[13]), _terms(row[14])
         )
-    return [
-        Hit(found[location_id][1], found[location_id][0], distance)
-        for distance, _, location_id in ranked
-        if location_id in found  # deleted between the two queries
-    ]
+        hits.append(Hit(practitioner, location, distance))
+    return hits
 
 
 def _terms(aggregated: str | list[list[str]] | None) -> tuple[Term, ...]:
@@ -451,16 +469,17 @@ class _RTreeIndex:
         radius_km: float,
         filters: Filters,
         need: int,
-    ) -> tuple[Ranked, bool]:
-        """Up to ``need`` nearest matches, and whether those are all there are."""
+    ) -> tuple[Ranked, bool, Cards | None]:
+        """Up to ``need`` nearest matches, whether those are all there are, and no cards
+        (SQLite reads the page's in-process, as cheaply as a join here)."""
         radius_km = min(radius_km, EARTH_HALF_KM)
         box_km = min(FIRST_BOX_KM, radius_km)
         while True:
             ranked = self._within(session, lat, lon, box_km, filters)
             if box_km >= radius_km:
-                return ranked[:need], len(ranked) <= need
+                return ranked[:need], len(ranked) <= need, None
             if len(ranked) >= need:
-                return ranked[:need], False
+                return ranked[:need], False, None
             # grow by the area that should hold enough at the density seen, at least 2x
             growth = math.sqrt(need / len(ranked)) * 1.2 if ranked else 4.0
             box_km = min(box_km * min(max(growth, 2.0), 8.0), radius_km)
@@ -571,19 +590,28 @@ class _PostGISIndex:
         radius_km: float,
         filters: Filters,
         need: int,
-    ) -> tuple[Ranked, bool]:
-        """Up to ``need`` nearest matches, and whether those are all there are."""
+    ) -> tuple[Ranked, bool, Cards | None]:
+        """Up to ``need`` nearest matches, whether those are all there are, and the
+        cards of the rows seen (the first round's statement brings them, so a page
+        usually needs no statement of its own)."""
         branches = self._branches(session, filters)
         if branches is None:
-            return [], True
+            return [], True, {}
         params = self._params(lat, lon, radius_km)
         rest = replace(filters, modalities=())  # the branches did the modality filter
-        sql = (
+        select = (
             f"WITH near AS MATERIALIZED ({' UNION ALL '.join(branches)})"
             f" SELECT ST_Distance(l.geog, {self.POINT}, false) / 1000, l.practitioner_id,"
-            f" l.id, {self._conditions(rest, params)}, l.branch FROM near AS l"
-            " JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
+            f" l.id, {self._conditions(rest, params)}, l.branch"
         )
+        join = " FROM near AS l JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
+        # a later round walks further for rarer matches: cards for all would cost more
+        # than loading the page's afterwards
+        with_cards = (
+            f"{select}, {_card_columns('postgresql', 'loc')}{join}"
+            " JOIN referral_location AS loc ON loc.id = l.id"
+        )
+        sql, first = with_cards, True
         limit = need * 5 + 10  # one branch: enough when one location in five matches
         if filters.modalities:
             limit = need + 4  # a branch holds only its modality; spare rows for duplicates
@@ -602,16 +630,18 @@ class _PostGISIndex:
                 for row in rows
                 if row[3] and (row[0] <= radius_km if seen_all else row[0] < bound)
             )
+            cards = {row[2]: row[5:] for row in rows} if first else None
             if seen_all:
-                return ranked[:need], len(ranked) <= need
+                return ranked[:need], len(ranked) <= need, cards
             if len(ranked) >= need:
-                return ranked[:need], False
+                return ranked[:need], False, cards
             growth = need / len(ranked) * 1.3 if ranked else 8.0
             limit = int(limit * min(max(growth, 2.0), 8.0))
+            sql, first = select + join, False
             if limit > KNN_MAX_ROWS:  # rare matches: filter everything in the radius once
                 rows = connection.execute(self._within_sql(filters, params), params).fetchall()
                 ranked = _first_per_practitioner(rows)
-                return ranked[:need], len(ranked) <= need
+                return ranked[:need], len(ranked) <= need, None
 
     def _within_sql(self, filters: Filters, params: dict[str, Any]) -> str:
         """Every match within the radius, with distances: the plan for rare filters."""

@@ -546,6 +546,26 @@ def test_hits_are_records_not_session_objects(session, add_practitioner):
         hit.practitioner.name = "Changed"  # frozen: a search result is read-only
 
 
+def test_rare_matches_beyond_the_first_round_still_show_their_cards(session, add_practitioner):
+    """PostGIS brings the cards with its first round of nearest rows; when the matches
+    are rarer than that round holds, the page is loaded after the walk."""
+    for n in range(30):
+        add_practitioner(f"Yogi {n}", (SYDNEY[0] - 0.001 * n, SYDNEY[1]), modalities=("yoga",))
+    for n in (40, 41):
+        add_practitioner(
+            f"Rare {n}",
+            (SYDNEY[0] - 0.001 * n, SYDNEY[1]),
+            modalities=("yoga",),
+            conditions=("low-back-pain",),
+        )
+    rare = Filters(modalities=("yoga",), condition="low-back-pain")
+    found = search(session, *SYDNEY, radius_km=20, filters=rare, per_page=2, with_total=True)
+    assert [h.practitioner.name for h in found.hits] == ["Rare 40", "Rare 41"]
+    assert found.total == 2
+    assert [t.slug for t in found.hits[0].practitioner.conditions] == ["low-back-pain"]
+    assert found.hits[0].location.lat == pytest.approx(SYDNEY[0] - 0.04)
+
+
 def test_modality_ids_are_remembered_and_new_modalities_found(session):
     yoga = session.scalar(select(Modality.id).where(Modality.slug == "yoga"))
     assert search_module.modality_ids(session, ("yoga", "tai-chi")) == {"yoga": yoga}
