@@ -671,32 +671,40 @@ class _PostGISIndex:
         50 km count in a city drops from tens of milliseconds to a few.
         """
         params = self._params(lat, lon, radius_km)
-        near, rest = self._near(), filters
-        if filters.modalities:
+        count = "SELECT count(DISTINCT l.practitioner_id)"
+        if not filters.modalities:
+            sql = (
+                f"{self._near()} {count} FROM near AS l"
+                " JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
+                f" WHERE {self._conditions(filters, params)}"
+            )
+        else:
             ids = sorted(modality_ids(session, filters.modalities).values())
             if not ids:
                 return lambda: 0
-            near = (
-                "WITH near AS MATERIALIZED ("
-                + " UNION ALL ".join(
+            rest = replace(filters, modalities=())  # the partial indexes do that filter
+            if rest == Filters():
+                # search points hold active practitioners only: nothing left to check, so
+                # no join for the planner to misorder and no CTE to materialise (0.2 ms)
+                points = " UNION ALL ".join(
+                    f"(SELECT s.practitioner_id FROM referral_search_point AS s"
+                    f" WHERE s.modality_id = {m:d} AND {self._within('s')})"
+                    for m in ids
+                )
+                sql = f"{count} FROM ({points}) AS l"
+            else:
+                points = " UNION ALL ".join(
                     f"(SELECT s.location_id AS id, s.practitioner_id, s.geog,"
                     f" {self._visit_radius(filters)} AS home_visit_radius_km"
                     f" FROM referral_search_point AS s WHERE s.modality_id = {m:d}"
                     f" AND {self._within('s')})"
                     for m in ids
                 )
-                + ")"
-            )
-            rest = replace(filters, modalities=())  # the partial indexes did that filter
-        if filters.modalities and rest == Filters():
-            # search points hold active practitioners only: nothing left to check
-            sql = near + " SELECT count(DISTINCT l.practitioner_id) FROM near AS l"
-        else:
-            sql = (
-                near + " SELECT count(DISTINCT l.practitioner_id) FROM near AS l"
-                " JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
-                f" WHERE {self._conditions(rest, params)}"
-            )
+                sql = (
+                    f"WITH near AS MATERIALIZED ({points}) {count} FROM near AS l"
+                    " JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
+                    f" WHERE {self._conditions(rest, params)}"
+                )
         connection = _driver(session)
         # compiling costs more than the count; for this transaction only (set_config, not
         # SET LOCAL, which warns in the implicit transaction of an autocommit pipeline)

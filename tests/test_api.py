@@ -421,3 +421,17 @@ def test_fuzz_places(client, spec, params):
     else:
         for place in response.get_json():
             _validator(spec, "Place").validate(place)
+
+
+def test_page_urls_are_what_url_for_builds(app):
+    from flask import url_for
+
+    from referral.views.api import page_urls
+
+    with app.test_request_context("/", base_url="https://clinic.example/site"):
+        page_url = page_urls()
+        for practitioner_id in (1, 42, 2**31 - 2):
+            expected = url_for(
+                "referral.practitioner", practitioner_id=practitioner_id, _external=True
+            )
+            assert page_url(practitioner_id) == expected
