@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 BENCH_ROWS ?= 1000000
 BENCH_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/referral_bench
 
-.PHONY: install demo serve lint format test test-sqlite test-postgres bench clean vendor chromium
+.PHONY: install demo serve lint format test test-sqlite test-postgres bench bench-api clean vendor chromium
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -79,6 +79,13 @@ bench: install
 	else \
 	  echo "SKIPPED the PostgreSQL benchmark: no PostgreSQL with PostGIS at $(BENCH_PG_URL)."; \
 	fi
+
+# API requests/s under gunicorn (100,000 listings), beside the same search with nothing else;
+# needs wrk (Debian: apt-get install wrk)
+bench-api: install
+	$(BIN)/python bench/search.py --rows 100000 --queries 10 --backend postgresql \
+	  --url "$(BENCH_PG_URL)" --reuse --optimize > /dev/null
+	$(BIN)/python bench/api.py --url "$(BENCH_PG_URL)"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .coverage
