@@ -435,3 +435,18 @@ def test_page_urls_are_what_url_for_builds(app):
                 "referral.practitioner", practitioner_id=practitioner_id, _external=True
             )
             assert page_url(practitioner_id) == expected
+
+
+def test_search_echoes_the_filters_it_understood(client, listed):
+    response = client.get(
+        f"{API}/practitioners?postcode=2000&modality=yoga,physiotherapy&accepting=yes"
+    )
+    assert response.status_code == 200
+    assert response.get_json()["query"]["filters"] == {
+        "modalities": ["yoga", "physiotherapy"],
+        "condition": None,
+        "fund": None,
+        "accepting": True,
+        "home_visits": False,
+        "language": None,
+    }
