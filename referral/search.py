@@ -21,6 +21,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from geopy.distance import EARTH_RADIUS
@@ -165,7 +166,8 @@ def search(
     filters = filters or Filters()
     index = _index_for(session)
     start = (page - 1) * per_page
-    count = None
+    # counted when first read, unless sent now with the look-up
+    count = partial(index.count, session, lat, lon, radius_km, filters)
     with _pipeline(session) if with_total else nullcontext():
         if with_total:
             count = index.start_count(session, lat, lon, radius_km, filters)
@@ -174,11 +176,6 @@ def search(
         )
     page_rows = ranked[start:]
     total = len(ranked) if exhausted else None
-    if count is None:
-
-        def count() -> int:
-            return index.count(session, lat, lon, radius_km, filters)
-
     results = Results(_page(session, page_rows, cards), total, page, per_page, count=count)
     if fallback and not ranked and _anyone_matches(session, filters):
         beyond, _, cards = index.nearest(session, lat, lon, EARTH_HALF_KM, filters, fallback)

@@ -162,7 +162,7 @@ def practitioner_document(p: Practitioner) -> dict[str, Any]:
         "phone": p.phone,
         "website": p.website,
         "locations": [_location(loc) for loc in p.locations],
-        "url": _page_url(p),
+        "url": page_urls()(p.id),
     }
 
 
@@ -180,13 +180,9 @@ def _location(loc: Location | LocationSummary) -> dict[str, Any]:
     }
 
 
-def _page_url(p: Practitioner) -> str:
-    return url_for("referral.practitioner", practitioner_id=p.id, _external=True)
-
-
 def page_urls() -> Callable[[int], str]:
-    """Practitioner page URLs for a page of results from one ``url_for`` call: building
-    each of them cost a tenth of the whole search response."""
+    """Practitioner page URLs (the API's one way to build them) from one ``url_for``
+    call: building each of a page's ten cost a tenth of the whole search response."""
     marker = str(MAX_ID)  # no id is larger; the last match is where the id goes
     template = url_for("referral.practitioner", practitioner_id=MAX_ID, _external=True)
     head, _, tail = template.rpartition(marker)
