@@ -19,10 +19,9 @@ import json
 import math
 import weakref
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from geopy.distance import EARTH_RADIUS
 from sqlalchemy.orm import Session
@@ -144,6 +143,18 @@ class Results:
 Ranked = list[tuple[float, int, int]]
 
 
+class Nearest(NamedTuple):
+    """What a spatial index's ``nearest`` found."""
+
+    ranked: Ranked
+    #: whether ``ranked`` holds every match in the radius
+    exhausted: bool
+    #: card rows of the locations seen, when the look-up brought them
+    cards: Cards | None
+    #: the matches in the radius, when asked for and the look-up counted them
+    total: int | None
+
+
 def search(
     session: Session,
     lat: float,
@@ -161,34 +172,23 @@ def search(
     ``nearest_beyond`` holds up to ``fallback`` of the nearest matches at any distance.
 
     ``Results.total`` is counted when first read; ``with_total=True`` (for a caller that
-    always shows it) sends the count with the look-up instead, in one round trip on
-    PostgreSQL."""
+    always shows it) asks for the count in the look-up's own statement on PostgreSQL.
+    SQLite has no round trip to save, so there it is still counted when read."""
     filters = filters or Filters()
     index = _index_for(session)
     start = (page - 1) * per_page
-    # counted when first read, unless sent now with the look-up
+    ranked, exhausted, cards, total = index.nearest(
+        session, lat, lon, radius_km, filters, start + per_page, with_total=with_total
+    )
+    if exhausted:
+        total = len(ranked)
+    # counted when first read, unless the look-up brought it
     count = partial(index.count, session, lat, lon, radius_km, filters)
-    with _pipeline(session) if with_total else nullcontext():
-        if with_total:
-            count = index.start_count(session, lat, lon, radius_km, filters)
-        ranked, exhausted, cards = index.nearest(
-            session, lat, lon, radius_km, filters, start + per_page
-        )
-    page_rows = ranked[start:]
-    total = len(ranked) if exhausted else None
-    results = Results(_page(session, page_rows, cards), total, page, per_page, count=count)
+    results = Results(_page(session, ranked[start:], cards), total, page, per_page, count=count)
     if fallback and not ranked and _anyone_matches(session, filters):
-        beyond, _, cards = index.nearest(session, lat, lon, EARTH_HALF_KM, filters, fallback)
+        beyond, _, cards, _ = index.nearest(session, lat, lon, EARTH_HALF_KM, filters, fallback)
         results.nearest_beyond = _page(session, beyond, cards)
     return results
-
-
-def _pipeline(session: Session) -> AbstractContextManager[Any]:
-    """PostgreSQL: statements sent inside wait for the first result anyone reads, then
-    travel together (psycopg's pipeline mode)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return _driver(session).pipeline()
-    return nullcontext()
 
 
 def optimize(session: Session) -> None:
@@ -466,17 +466,20 @@ class _RTreeIndex:
         radius_km: float,
         filters: Filters,
         need: int,
-    ) -> tuple[Ranked, bool, Cards | None]:
-        """Up to ``need`` nearest matches, whether those are all there are, and no cards
-        (SQLite reads the page's in-process, as cheaply as a join here)."""
+        *,
+        with_total: bool = False,
+    ) -> Nearest:
+        """Up to ``need`` nearest matches and whether those are all there are; no cards
+        (SQLite reads the page's in-process, as cheaply as a join here) and no total
+        (a count in a dense city costs more than the look-up: it waits to be read)."""
         radius_km = min(radius_km, EARTH_HALF_KM)
         box_km = min(FIRST_BOX_KM, radius_km)
         while True:
             ranked = self._within(session, lat, lon, box_km, filters)
             if box_km >= radius_km:
-                return ranked[:need], len(ranked) <= need, None
+                return Nearest(ranked[:need], len(ranked) <= need, None, None)
             if len(ranked) >= need:
-                return ranked[:need], False, None
+                return Nearest(ranked[:need], False, None, None)
             # grow by the area that should hold enough at the density seen, at least 2x
             growth = math.sqrt(need / len(ranked)) * 1.2 if ranked else 4.0
             box_km = min(box_km * min(max(growth, 2.0), 8.0), radius_km)
@@ -486,12 +489,6 @@ class _RTreeIndex:
     ) -> int:
         """How many practitioners match within ``radius_km``."""
         return len(self._within(session, lat, lon, min(radius_km, EARTH_HALF_KM), filters))
-
-    def start_count(
-        self, session: Session, lat: float, lon: float, radius_km: float, filters: Filters
-    ) -> Callable[[], int]:
-        """SQLite has no round trips to save: the count runs when it is read."""
-        return lambda: self.count(session, lat, lon, radius_km, filters)
 
 
 class _PostGISIndex:
@@ -587,13 +584,15 @@ class _PostGISIndex:
         radius_km: float,
         filters: Filters,
         need: int,
-    ) -> tuple[Ranked, bool, Cards | None]:
-        """Up to ``need`` nearest matches, whether those are all there are, and the
-        cards of the rows seen (the first round's statement brings them, so a page
-        usually needs no statement of its own)."""
+        *,
+        with_total: bool = False,
+    ) -> Nearest:
+        """Up to ``need`` nearest matches, whether those are all there are, the cards of
+        the rows seen and, ``with_total``, the count: the first round's statement brings
+        both, so a typical search is one statement and one round trip."""
         branches = self._branches(session, filters)
         if branches is None:
-            return [], True, {}
+            return Nearest([], True, {}, 0)
         params = self._params(lat, lon, radius_km)
         rest = replace(filters, modalities=())  # the branches did the modality filter
         select = (
@@ -602,19 +601,27 @@ class _PostGISIndex:
             f" l.id, {self._conditions(rest, params)}, l.branch"
         )
         join = " FROM near AS l JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
+        # an uncorrelated subquery: PostgreSQL counts once, whatever the number of rows
+        total = f"({self._count_sql(session, filters, params)})" if with_total else "NULL"
         # a later round walks further for rarer matches: cards for all would cost more
         # than loading the page's afterwards
-        with_cards = (
-            f"{select}, {_card_columns('postgresql', 'loc')}{join}"
+        first_round = (
+            f"{select}, {total}, {_card_columns('postgresql', 'loc')}{join}"
             " JOIN referral_location AS loc ON loc.id = l.id"
         )
-        sql, first = with_cards, True
+        sql, first = first_round, True
         limit = need * 5 + 10  # one branch: enough when one location in five matches
         if filters.modalities:
             limit = need + 4  # a branch holds only its modality; spare rows for duplicates
         connection = _driver(session)
+        counted = None
         while True:
             rows = connection.execute(sql, {**params, "limit": limit}).fetchall()
+            # a later round brings no cards: the page's are loaded afterwards
+            cards = {row[2]: row[6:] for row in rows} if first else None
+            if first and with_total:
+                # no rows: no point of the wanted modalities anywhere, so none in the radius
+                counted = rows[0][5] if rows else 0
             per_branch: dict[int, list[float]] = {}
             for row in rows:
                 per_branch.setdefault(row[4], []).append(row[0])
@@ -627,18 +634,17 @@ class _PostGISIndex:
                 for row in rows
                 if row[3] and (row[0] <= radius_km if seen_all else row[0] < bound)
             )
-            cards = {row[2]: row[5:] for row in rows} if first else None
             if seen_all:
-                return ranked[:need], len(ranked) <= need, cards
+                return Nearest(ranked[:need], len(ranked) <= need, cards, counted)
             if len(ranked) >= need:
-                return ranked[:need], False, cards
+                return Nearest(ranked[:need], False, cards, counted)
             growth = need / len(ranked) * 1.3 if ranked else 8.0
             limit = int(limit * min(max(growth, 2.0), 8.0))
             sql, first = select + join, False
             if limit > KNN_MAX_ROWS:  # rare matches: filter everything in the radius once
                 rows = connection.execute(self._within_sql(filters, params), params).fetchall()
                 ranked = _first_per_practitioner(rows)
-                return ranked[:need], len(ranked) <= need, None
+                return Nearest(ranked[:need], len(ranked) <= need, None, counted)
 
     def _within_sql(self, filters: Filters, params: dict[str, Any]) -> str:
         """Every match within the radius, with distances: the plan for rare filters."""
@@ -653,61 +659,50 @@ class _PostGISIndex:
         self, session: Session, lat: float, lon: float, radius_km: float, filters: Filters
     ) -> int:
         """How many practitioners match within ``radius_km``."""
-        with _driver(session).pipeline():  # the statements go in one round trip
-            read = self.start_count(session, lat, lon, radius_km, filters)
-        return read()
+        params = self._params(lat, lon, radius_km)
+        sql = self._count_sql(session, filters, params)
+        return _driver(session).execute(sql, params).fetchone()[0] if sql else 0
 
-    def start_count(
-        self, session: Session, lat: float, lon: float, radius_km: float, filters: Filters
-    ) -> Callable[[], int]:
-        """Send the count and return how to read it: inside a psycopg pipeline it
-        travels with the statements after it, so the search's total costs no round trip.
+    def _count_sql(self, session: Session, filters: Filters, params: dict[str, Any]) -> str:
+        """A statement counting the practitioners that match within the radius ("" when
+        a wanted modality does not exist, so that none can match).
 
         With a modality filter the radius is searched in that modality's partial index
         (``referral_search_point``), not among every location: at 100,000 listings a
         50 km count in a city drops from tens of milliseconds to a few.
         """
-        params = self._params(lat, lon, radius_km)
         count = "SELECT count(DISTINCT l.practitioner_id)"
         if not filters.modalities:
-            sql = (
+            return (
                 f"{self._near()} {count} FROM near AS l"
                 " JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
                 f" WHERE {self._conditions(filters, params)}"
             )
-        else:
-            ids = sorted(modality_ids(session, filters.modalities).values())
-            if not ids:
-                return lambda: 0
-            rest = replace(filters, modalities=())  # the partial indexes do that filter
-            if rest == Filters():
-                # search points hold active practitioners only: nothing left to check, so
-                # no join for the planner to misorder and no CTE to materialise (0.2 ms)
-                points = " UNION ALL ".join(
-                    f"(SELECT s.practitioner_id FROM referral_search_point AS s"
-                    f" WHERE s.modality_id = {m:d} AND {self._within('s')})"
-                    for m in ids
-                )
-                sql = f"{count} FROM ({points}) AS l"
-            else:
-                points = " UNION ALL ".join(
-                    f"(SELECT s.location_id AS id, s.practitioner_id, s.geog,"
-                    f" {self._visit_radius(filters)} AS home_visit_radius_km"
-                    f" FROM referral_search_point AS s WHERE s.modality_id = {m:d}"
-                    f" AND {self._within('s')})"
-                    for m in ids
-                )
-                sql = (
-                    f"WITH near AS MATERIALIZED ({points}) {count} FROM near AS l"
-                    " JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
-                    f" WHERE {self._conditions(rest, params)}"
-                )
-        connection = _driver(session)
-        # compiling costs more than the count; for this transaction only (set_config, not
-        # SET LOCAL, which warns in the implicit transaction of an autocommit pipeline)
-        connection.execute("SELECT set_config('jit', 'off', true)")
-        cursor = connection.execute(sql, params)
-        return lambda: cursor.fetchone()[0]
+        ids = sorted(modality_ids(session, filters.modalities).values())
+        if not ids:
+            return ""
+        rest = replace(filters, modalities=())  # the partial indexes do that filter
+        if rest == Filters():
+            # search points hold active practitioners only: nothing left to check, so
+            # no join for the planner to misorder and no CTE to materialise (0.2 ms)
+            points = " UNION ALL ".join(
+                f"(SELECT s.practitioner_id FROM referral_search_point AS s"
+                f" WHERE s.modality_id = {m:d} AND {self._within('s')})"
+                for m in ids
+            )
+            return f"{count} FROM ({points}) AS l"
+        points = " UNION ALL ".join(
+            f"(SELECT s.location_id AS id, s.practitioner_id, s.geog,"
+            f" {self._visit_radius(filters)} AS home_visit_radius_km"
+            f" FROM referral_search_point AS s WHERE s.modality_id = {m:d}"
+            f" AND {self._within('s')})"
+            for m in ids
+        )
+        return (
+            f"WITH near AS MATERIALIZED ({points}) {count} FROM near AS l"
+            " JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
+            f" WHERE {self._conditions(rest, params)}"
+        )
 
 
 _RTREE = _RTreeIndex()
