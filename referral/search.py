@@ -544,25 +544,26 @@ class _PostGISIndex:
             where.append(f"ST_DWithin(l.geog, {self.POINT}, l.home_visit_radius_km * 1000, false)")
         return " AND ".join(where)
 
-    def _branches(self, session: Session, filters: Filters) -> list[str] | None:
-        """One nearest-first subquery per wanted modality (each walks that modality's
-        partial index; the ids are integers from the database, written into the SQL so
-        the planner can match the index), or one over every location. None: a modality
-        that does not exist, so nothing can match."""
-        if not filters.modalities:
+    def _branches(self, ids: list[int] | None, filters: Filters, limit: int) -> list[str]:
+        """One nearest-first subquery per wanted modality id (each walks that modality's
+        partial index), or with no modality filter (``ids`` None) one over every location.
+
+        The modality ids (integers from the database) and ``limit`` are written into
+        the SQL: the planner then matches the partial index, and PostgreSQL can keep
+        one plan for the prepared statement instead of planning every search (with
+        ``LIMIT $1`` the generic plan expects a tenth of the table and joins by hash).
+        """
+        if ids is None:
             return [
                 "(SELECT l.id, l.practitioner_id, l.geog, l.home_visit_radius_km, 0 AS branch"
                 f" FROM referral_location AS l ORDER BY l.geog <-> {self.POINT}"
-                " LIMIT %(limit)s)"
+                f" LIMIT {limit:d})"
             ]
-        ids = sorted(modality_ids(session, filters.modalities).values())
-        if not ids:
-            return None
         return [
             f"(SELECT s.location_id AS id, s.practitioner_id, s.geog,"
             f" {self._visit_radius(filters)} AS home_visit_radius_km, {m:d} AS branch"
             f" FROM referral_search_point AS s"
-            f" WHERE s.modality_id = {m:d} ORDER BY s.geog <-> {self.POINT} LIMIT %(limit)s)"
+            f" WHERE s.modality_id = {m:d} ORDER BY s.geog <-> {self.POINT} LIMIT {limit:d})"
             for m in ids
         ]
 
@@ -590,33 +591,36 @@ class _PostGISIndex:
         """Up to ``need`` nearest matches, whether those are all there are, the cards of
         the rows seen and, ``with_total``, the count: the first round's statement brings
         both, so a typical search is one statement and one round trip."""
-        branches = self._branches(session, filters)
-        if branches is None:
-            return Nearest([], True, {}, 0)
+        ids = None
+        limit = need * 5 + 10  # one branch: enough when one location in five matches
+        if filters.modalities:
+            ids = sorted(modality_ids(session, filters.modalities).values())
+            if not ids:  # no such modality: nothing can match
+                return Nearest([], True, {}, 0)
+            limit = need + 4  # a branch holds only its modality; spare rows for duplicates
         params = self._params(lat, lon, radius_km)
         rest = replace(filters, modalities=())  # the branches did the modality filter
-        select = (
-            f"WITH near AS MATERIALIZED ({' UNION ALL '.join(branches)})"
-            f" SELECT ST_Distance(l.geog, {self.POINT}, false) / 1000, l.practitioner_id,"
-            f" l.id, {self._conditions(rest, params)}, l.branch"
-        )
+        conditions = self._conditions(rest, params)
         join = " FROM near AS l JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
         # an uncorrelated subquery: PostgreSQL counts once, whatever the number of rows
         total = f"({self._count_sql(session, filters, params)})" if with_total else "NULL"
-        # a later round walks further for rarer matches: cards for all would cost more
-        # than loading the page's afterwards
-        first_round = (
-            f"{select}, {total}, {_card_columns('postgresql', 'loc')}{join}"
-            " JOIN referral_location AS loc ON loc.id = l.id"
-        )
-        sql, first = first_round, True
-        limit = need * 5 + 10  # one branch: enough when one location in five matches
-        if filters.modalities:
-            limit = need + 4  # a branch holds only its modality; spare rows for duplicates
         connection = _driver(session)
         counted = None
+        first = True
         while True:
-            rows = connection.execute(sql, {**params, "limit": limit}).fetchall()
+            branches = " UNION ALL ".join(self._branches(ids, filters, limit))
+            select = (
+                f"WITH near AS MATERIALIZED ({branches})"
+                f" SELECT ST_Distance(l.geog, {self.POINT}, false) / 1000, l.practitioner_id,"
+                f" l.id, {conditions}, l.branch"
+            )
+            sql = select + join
+            if first:  # later rounds, for rarer matches, would bring more cards than used
+                sql = (
+                    f"{select}, {total}, {_card_columns('postgresql', 'loc')}{join}"
+                    " JOIN referral_location AS loc ON loc.id = l.id"
+                )
+            rows = connection.execute(sql, params).fetchall()
             # a later round brings no cards: the page's are loaded afterwards
             cards = {row[2]: row[6:] for row in rows} if first else None
             if first and with_total:
@@ -640,7 +644,7 @@ class _PostGISIndex:
                 return Nearest(ranked[:need], False, cards, counted)
             growth = need / len(ranked) * 1.3 if ranked else 8.0
             limit = int(limit * min(max(growth, 2.0), 8.0))
-            sql, first = select + join, False
+            first = False
             if limit > KNN_MAX_ROWS:  # rare matches: filter everything in the radius once
                 rows = connection.execute(self._within_sql(filters, params), params).fetchall()
                 ranked = _first_per_practitioner(rows)
