@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from sqlalchemy import Engine
@@ -54,6 +54,9 @@ class Referral:
             storage_uri=app.config["REFERRAL_RATELIMIT_STORAGE_URL"],
             key_prefix="referral",
         )
+        # Flask-Limiter checks every request of the app; the plugin limits only submissions
+        # (sign-in, sign-up, password reset, referrals: all POST), so reads skip the check
+        state.limiter.request_filter(_is_read)
 
         from referral.cli import referral_cli
         from referral.views import make_blueprint
@@ -70,6 +73,10 @@ class Referral:
     def session(self) -> Session:
         """The session of the current app context."""
         return db.get_session()
+
+
+def _is_read() -> bool:
+    return request.method in ("GET", "HEAD", "OPTIONS")
 
 
 def _check_embedding(config: dict) -> None:

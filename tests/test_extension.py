@@ -6,6 +6,7 @@ from sqlalchemy import create_engine
 
 from referral import Referral
 from referral.config import SETTINGS
+from tests.conftest import sign_in
 
 
 def test_defaults_are_set_and_extension_registered(tmp_path):
@@ -87,3 +88,18 @@ def test_host_template_at_same_path_overrides_plugin_page(make_app, tmp_path, ad
         practitioner = add_practitioner("Ada Park", (-33.87, 151.21))
     page = app.test_client().get(f"/find-a-therapist/practitioners/{practitioner.id}")
     assert page.get_data(as_text=True) == "<p>Host page for Ada Park</p>"
+
+
+def test_plugin_limiter_checks_submissions_only(make_app, make_account):
+    """Every Flask-Limiter on an app reads the host's ``RATELIMIT_DEFAULT``: the plugin's
+    own limiter must not turn it into a limit on searches and pages (reads skip its check),
+    while its limits on submissions still hold."""
+    app = make_app(RATELIMIT_DEFAULT="1 per minute", REFERRAL_SIGNIN_RATE_LIMIT="1 per minute")
+    client = app.test_client()
+    with app.app_context():
+        make_account("known@example.com")
+    for _ in range(3):
+        assert client.get("/find-a-therapist/api/v1/modalities").status_code == 200
+        assert client.get("/find-a-therapist/").status_code == 200
+    assert sign_in(client, "known@example.com", "wrong password!").status_code == 401
+    assert sign_in(client, "known@example.com", "wrong password!").status_code == 429
