@@ -1,16 +1,18 @@
 """Finding the nearest active practitioners: the one search interface, two index backends.
 
-:func:`search` asks the database's spatial index for the ids and distances of the page,
-then loads that page's objects (two ORM queries). SQLite: an R*Tree box that starts at
-0.5 km and grows until it holds enough matches, then exact great-circle distance in
-Python. PostgreSQL: ``ORDER BY geog <-> point`` on GiST indexes (a partial one per
-modality), distances from ``ST_Distance(..., false)`` on the same sphere. Both rank by
-that distance and break ties by practitioner id, so they return the same hits in the same
-order.
+:func:`search` asks the database's spatial index for the ids and distances of the page and
+reads the page's cards into frozen records (:class:`Hit`). SQLite: an R*Tree box that starts
+at 0.5 km and grows until it holds enough matches, then exact great-circle distance in
+Python, and one more statement for the cards. PostgreSQL: ``ORDER BY geog <-> point`` on
+GiST indexes (a partial one per modality), distances from ``ST_Distance(..., false)`` on the
+same sphere; the walk's first round also brings the cards and, when asked, the count, so a
+typical search is one prepared statement. Both rank by that distance and break ties by
+practitioner id, so they return the same hits in the same order.
 
-The id query is plain SQL on the DB-API connection: SQLAlchemy's statement compilation and
+The SQL is plain text on the DB-API connection: SQLAlchemy's statement compilation and
 result machinery would cost more than the index look-up itself at directory scale. Every
-value is a bound parameter except modality ids, integers read from the database.
+value is a bound parameter except integers our code computes (modality ids read from the
+database, row limits), which are written in so the planner can use them.
 """
 
 from __future__ import annotations

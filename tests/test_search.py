@@ -246,7 +246,7 @@ def test_total_is_counted_when_the_page_does_not_show_it(session, directory):
 def test_total_sent_with_the_search_is_the_total_counted_later(
     session, directory, filters, expected
 ):
-    """``with_total`` sends the count with the look-up (one round trip on PostgreSQL)."""
+    """``with_total`` brings the count in the look-up's own statement on PostgreSQL."""
     for per_page in (1, 50):  # a page smaller than the matches, then one holding all
         eager = search(
             session, *SYDNEY, radius_km=50, filters=filters, per_page=per_page, with_total=True
