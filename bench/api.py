@@ -1,9 +1,10 @@
 """HTTP throughput of the search API under gunicorn, beside its ceiling, in one run.
 
 Serves the demo app (the plugin) and ``bench/api_floor.py`` (the same search with nothing
-else) from the same PostgreSQL database with the same gunicorn settings, drives each in
-turn with ``wrk`` and ``bench/wrk_search.lua`` (random nearest-10 searches with a modality
-filter around Australian cities), and prints one JSON object as its last line::
+else) from the same PostgreSQL database with the same gunicorn settings, drives them in
+turn (``--rounds`` times ``--seconds`` each) with ``wrk`` and ``bench/wrk_search.lua``
+(random nearest-10 searches with a modality filter around Australian cities), and prints
+one JSON object as its last line, with each side's median and every round's figure::
 
     .venv/bin/python bench/search.py --rows 100000 --queries 10 --backend postgresql \\
         --url postgresql+psycopg://postgres@127.0.0.1:5432/referral_bench --optimize
@@ -21,6 +22,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -43,13 +45,19 @@ def _wait_for_port(port: int, seconds: float = 20.0) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
-def _wrk(port: int, prefix: str, seconds: int, connections: int, radius_km: float) -> dict:
+def _wrk(
+    port: int, prefix: str, seconds: int, connections: int, radius_km: float, warm: bool = False
+) -> dict:
     env = {**os.environ, "REFERRAL_URL_PREFIX": prefix, "RADIUS_KM": f"{radius_km:g}"}
     script = str(HERE / "wrk_search.lua")
     url = f"http://127.0.0.1:{port}"
-    subprocess.run(  # warm-up: caches, prepared statements, pooled connections
-        ["wrk", "-t2", "-c16", "-d5s", "-s", script, url], env=env, capture_output=True, check=True
-    )
+    if warm:  # caches, prepared statements, pooled connections
+        subprocess.run(
+            ["wrk", "-t2", "-c16", "-d5s", "-s", script, url],
+            env=env,
+            capture_output=True,
+            check=True,
+        )
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, url],
         env=env,
@@ -87,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", required=True, help="postgresql+psycopg:// URL of the listings")
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--seconds", type=int, default=10, help="per round and server")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="plugin then ceiling, this many times; medians"
+    )
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--radius-km", type=float, default=25.0)
     parser.add_argument("--port", type=int, default=8100, help="first of two free ports")
@@ -109,15 +120,30 @@ def main(argv: list[str] | None = None) -> int:
         ),
         ("floor", "api_floor:app", HERE, {"FLOOR_DATABASE_URL": plain_url}, "/floor"),
     ]
-    for port, (name, app, chdir, env, prefix) in enumerate(runs, start=args.port):
-        server = _serve(app, port, args.workers, env, chdir)
-        try:
-            result = _wrk(port, prefix, args.seconds, args.connections, args.radius_km)
-        finally:
+    # Both servers stay up and take turns, so a noisy neighbour slows both alike; each
+    # figure is the median of the rounds, and the share is the median of the rounds' own.
+    servers = [
+        _serve(app, port, args.workers, env, chdir)
+        for port, (_, app, chdir, env, _) in enumerate(runs, start=args.port)
+    ]
+    rounds: dict[str, list[dict]] = {name: [] for name, *_ in runs}
+    try:
+        for n in range(args.rounds):
+            for port, (name, _, _, _, prefix) in enumerate(runs, start=args.port):
+                rounds[name].append(
+                    _wrk(port, prefix, args.seconds, args.connections, args.radius_km, n == 0)
+                )
+    finally:
+        for server in servers:
             server.terminate()
             server.wait()
-        figures.update({f"{name}_{key}": value for key, value in result.items()})
-    figures["plugin_share_of_floor"] = round(figures["plugin_rps"] / figures["floor_rps"], 2)
+    for name, results in rounds.items():
+        for key in ("rps", "p50_ms", "p99_ms"):
+            figures[f"{name}_{key}"] = statistics.median(r[key] for r in results)
+        figures[f"{name}_non_2xx"] = sum(r["non_2xx"] for r in results)
+        figures[f"{name}_rps_rounds"] = [r["rps"] for r in results]
+    shares = [p["rps"] / f["rps"] for p, f in zip(rounds["plugin"], rounds["floor"], strict=True)]
+    figures["plugin_share_of_floor"] = round(statistics.median(shares), 2)
     figures["loadavg_1m"] = round(os.getloadavg()[0], 2)
     figures["cpus"] = os.cpu_count()
     print(json.dumps(figures))
