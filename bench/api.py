@@ -94,7 +94,13 @@ def _serve(app: str, port: int, workers: int, env: dict, chdir: Path) -> subproc
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", required=True, help="postgresql+psycopg:// URL of the listings")
-    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count(),
+        help="sync workers per server (default: one per core; with PostgreSQL and wrk on the "
+        "same cores, a third worker only adds switching)",
+    )
     parser.add_argument("--seconds", type=int, default=10, help="per round and server")
     parser.add_argument(
         "--rounds", type=int, default=3, help="plugin then ceiling, this many times; medians"
