@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers",
         type=int,
-        default=os.cpu_count(),
+        default=os.cpu_count() or 2,
         help="sync workers per server (default: one per core; with PostgreSQL and wrk on the "
         "same cores, a third worker only adds switching)",
     )
