@@ -596,19 +596,18 @@ class _PostGISIndex:
         """Up to ``need`` nearest matches, whether those are all there are, the cards of
         the rows seen and, ``with_total``, the count: the first round's statement brings
         both, so a typical search is one statement and one round trip."""
-        ids = None
+        ids = self._modality_ids(session, filters)
+        if ids == []:  # no such modality: nothing can match
+            return Nearest([], True, {}, 0)
         limit = need * 5 + 10  # one branch: enough when one location in five matches
-        if filters.modalities:
-            ids = sorted(modality_ids(session, filters.modalities).values())
-            if not ids:  # no such modality: nothing can match
-                return Nearest([], True, {}, 0)
+        if ids is not None:
             limit = need + 4  # a branch holds only its modality; spare rows for duplicates
         params = self._params(lat, lon, radius_km)
         rest = replace(filters, modalities=())  # the branches did the modality filter
         conditions = self._conditions(rest, params)
         join = " FROM near AS l JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
         # an uncorrelated subquery: PostgreSQL counts once, whatever the number of rows
-        total = f"({self._count_sql(session, filters, params)})" if with_total else "NULL"
+        total = f"({self._count_sql(ids, filters, params)})" if with_total else "NULL"
         connection = _driver(session)
         counted = None
         first = True
@@ -668,28 +667,36 @@ class _PostGISIndex:
         self, session: Session, lat: float, lon: float, radius_km: float, filters: Filters
     ) -> int:
         """How many practitioners match within ``radius_km``."""
+        ids = self._modality_ids(session, filters)
+        if ids == []:  # no such modality: nothing can match
+            return 0
         params = self._params(lat, lon, radius_km)
-        sql = self._count_sql(session, filters, params)
-        return _driver(session).execute(sql, params).fetchone()[0] if sql else 0
+        sql = self._count_sql(ids, filters, params)
+        return _driver(session).execute(sql, params).fetchone()[0]
 
-    def _count_sql(self, session: Session, filters: Filters, params: dict[str, Any]) -> str:
-        """A statement counting the practitioners that match within the radius ("" when
-        a wanted modality does not exist, so that none can match).
+    @staticmethod
+    def _modality_ids(session: Session, filters: Filters) -> list[int] | None:
+        """The wanted modalities' ids, sorted (empty: none exists), or None when the
+        search is not by modality."""
+        if not filters.modalities:
+            return None
+        return sorted(modality_ids(session, filters.modalities).values())
+
+    def _count_sql(self, ids: list[int] | None, filters: Filters, params: dict[str, Any]) -> str:
+        """A statement counting the practitioners that match within the radius, for the
+        wanted modality ``ids`` (None: any modality).
 
         With a modality filter the radius is searched in that modality's partial index
         (``referral_search_point``), not among every location: at 100,000 listings a
         50 km count in a city drops from tens of milliseconds to a few.
         """
         count = "SELECT count(DISTINCT l.practitioner_id)"
-        if not filters.modalities:
+        if ids is None:
             return (
                 f"{self._near()} {count} FROM near AS l"
                 " JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
                 f" WHERE {self._conditions(filters, params)}"
             )
-        ids = sorted(modality_ids(session, filters.modalities).values())
-        if not ids:
-            return ""
         rest = replace(filters, modalities=())  # the partial indexes do that filter
         if rest == Filters():
             # search points hold active practitioners only: nothing left to check, so
