@@ -22,9 +22,11 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 
 install: $(BIN)/.installed
 
-# Emails go to a local SMTP server that prints them (aiosmtpd, port MAIL_PORT), unless
-# FLASK_REFERRAL_SMTP_* variables in the environment point elsewhere.
+# instance/demo.cfg holds the demo's random secret key (made once) and its address; emails go
+# to a local SMTP server that prints them (aiosmtpd, port MAIL_PORT), sent by the plugin's
+# background sender, unless FLASK_REFERRAL_SMTP_* variables in the environment point elsewhere.
 demo: install
+	$(BIN)/python wsgi.py demo-settings --public-url "$${FLASK_REFERRAL_PUBLIC_URL:-http://127.0.0.1:$(PORT)}"
 	$(BIN)/flask --app wsgi referral upgrade
 	$(BIN)/flask --app wsgi referral demo
 	@if env | grep -q '^FLASK_REFERRAL_SMTP_'; then \

@@ -1,31 +1,43 @@
 """The demo clinic site: a small host app that mounts the referral plugin.
 
-``flask --app wsgi run`` or ``gunicorn wsgi:app``. Settings come from ``FLASK_``-prefixed
-environment variables too, e.g. ``FLASK_REFERRAL_DATABASE_URL=postgresql+psycopg://...``.
+``flask --app wsgi run`` or ``gunicorn 'wsgi:create_app()'`` (``wsgi:app`` works too).
+Settings come from ``FLASK_``-prefixed environment variables, e.g.
+``FLASK_SECRET_KEY=...``, ``FLASK_REFERRAL_PUBLIC_URL=https://clinic.example`` and
+``FLASK_REFERRAL_DATABASE_URL=postgresql+psycopg://...``, over ``instance/demo.cfg``, which
+``make demo`` writes once (``python wsgi.py demo-settings``) with a random secret key and the
+demo's address. No key is in the code: outside debug and testing the plugin refuses to start
+without a real one and a public URL.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import secrets
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, redirect, render_template, url_for
 
 from referral import Referral
 
+INSTANCE = Path(__file__).resolve().parent / "instance"
+DEMO_SETTINGS = "demo.cfg"
+
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    app = Flask(__name__, instance_path=os.path.join(os.path.dirname(__file__), "instance"))
+    app = Flask(__name__, instance_path=str(INSTANCE))
     app.config.update(
-        SECRET_KEY="demo-only-change-me",
         REFERRAL_BASE_TEMPLATE="clinic/layout.html",
         REFERRAL_SITE_NAME="Find a therapist near you",
-        # the demo is served over plain HTTP; a real site keeps the default (True)
-        REFERRAL_SECURE_COOKIES=False,
     )
+    app.config.from_pyfile(DEMO_SETTINGS, silent=True)
     app.config.from_prefixed_env()
     if test_config:
         app.config.update(test_config)
+    # Secure cookies unless the site is served over plain HTTP (the demo on 127.0.0.1)
+    public = str(app.config.get("REFERRAL_PUBLIC_URL") or "")
+    app.config.setdefault("REFERRAL_SECURE_COOKIES", not public.startswith("http://"))
     Referral(app)
 
     @app.get("/")
@@ -44,4 +56,39 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-app = create_app()
+def write_demo_settings(public_url: str, instance: Path = INSTANCE) -> Path:
+    """Write ``instance/demo.cfg``: a random ``SECRET_KEY`` made the first time and kept
+    after, and the demo's public URL. Returns the file's path."""
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / DEMO_SETTINGS
+    settings: dict[str, Any] = {}
+    if path.exists():
+        exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), {}, settings)
+    key = settings.get("SECRET_KEY") or secrets.token_hex(32)
+    text = (
+        "# Written by `make demo` (python wsgi.py demo-settings): the demo's own settings.\n"
+        "# Keep this file private; a real site sets its own key and address.\n"
+        f"SECRET_KEY = {key!r}\n"
+        f"REFERRAL_PUBLIC_URL = {public_url!r}\n"
+    )
+    path.write_text(text, encoding="utf-8")
+    os.chmod(path, 0o600)
+    return path
+
+
+def __getattr__(name: str) -> Any:
+    """``wsgi.app`` for ``gunicorn wsgi:app`` and ``flask --app wsgi``, made on first use
+    (importing this module to call :func:`create_app` with a test config builds nothing)."""
+    if name == "app":
+        globals()["app"] = made = create_app()
+        return made
+    raise AttributeError(name)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="The demo clinic site's own settings.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo-settings", help="write instance/demo.cfg")
+    demo.add_argument("--public-url", required=True, help="e.g. http://127.0.0.1:5000")
+    args = parser.parse_args()
+    print(f"Wrote {write_demo_settings(args.public_url)}")

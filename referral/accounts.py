@@ -3,8 +3,8 @@
 Links in emails carry signed, expiring tokens (itsdangerous, the app's ``SECRET_KEY`` and one
 salt per purpose). Each token also carries a fingerprint of the state that using it changes
 (the email for verification, the password hash for a reset), so a reset link works once.
-Answers never reveal whether an email has an account. Functions that need links
-(``url_for(..., _external=True)``) run inside a request context.
+Answers never reveal whether an email has an account. Links are absolute URLs from
+``REFERRAL_PUBLIC_URL`` (:func:`referral.urls.external_url`), never from the request.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app, url_for
+from flask import current_app
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +25,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from referral.errors import InvalidInput
 from referral.mail import queue_template
-from referral.models import Practitioner, User, utcnow
+from referral.models import Practitioner, User, new_session_token, utcnow
+from referral.urls import external_url
 
 VERIFY = "verify-email"
 RESET = "reset-password"
@@ -129,6 +130,8 @@ def sign_up(
     name = name.strip()
     if not name:
         raise InvalidInput("missing_name", "Please enter your name as patients should see it.")
+    # hashed whether or not the address is taken: both answers cost the same
+    password_hash = hash_password(password)
     existing = find_user(session, email)
     if existing is not None:
         _email(
@@ -136,12 +139,12 @@ def sign_up(
             existing,
             "already_registered",
             "Someone tried to sign up with your address",
-            signin_url=url_for("referral.login", _external=True),
-            reset_url=url_for("referral.forgot_password", _external=True),
+            signin_url=external_url("referral.login"),
+            reset_url=external_url("referral.forgot_password"),
         )
         session.commit()
         return None
-    user = User(email=email, password_hash=hash_password(password))
+    user = User(email=email, password_hash=password_hash)
     session.add(user)
     try:
         session.flush()
@@ -156,7 +159,7 @@ def sign_up(
 
 def send_verification(session: Session, user: User) -> None:
     """Queue a confirmation link; the caller commits."""
-    link = url_for("referral.verify_email", token=make_token(user, VERIFY), _external=True)
+    link = external_url("referral.verify_email", token=make_token(user, VERIFY))
     _email(session, user, "verify", "Confirm your email address", link=link)
 
 
@@ -190,20 +193,43 @@ def request_password_reset(session: Session, email: str) -> None:
     user = find_user(session, email)
     if user is None:
         return
-    link = url_for("referral.reset_password", token=make_token(user, RESET), _external=True)
+    link = external_url("referral.reset_password", token=make_token(user, RESET))
     _email(session, user, "reset", "Reset your password", link=link)
     session.commit()
 
 
 def reset_password(session: Session, token: str, password: str, config: Mapping[str, Any]) -> User:
-    """Set a new password from a reset link; the link then stops working."""
+    """Set a new password from a reset link; the link then stops working, and every
+    session and remember-me cookie of the account ends (whoever had the old password)."""
     user = read_token(session, token, RESET, int(config["REFERRAL_PASSWORD_RESET_MAX_AGE"]))
     check_password_strength(password, user.email, int(config["REFERRAL_PASSWORD_MIN_LENGTH"]))
     user.password_hash = hash_password(password)
     if user.email_verified_at is None:  # they proved they read this mailbox
         user.email_verified_at = utcnow()
+    end_sessions(user)
     session.commit()
     return user
+
+
+def change_password(
+    session: Session, user: User, current: str, new: str, config: Mapping[str, Any]
+) -> User:
+    """Replace the password of a signed-in account after checking the current one, and end
+    every session made with the old one; the caller signs this device in again."""
+    if not user.password_hash or not check_password_hash(user.password_hash, current):
+        raise InvalidInput("wrong_password", "That is not your current password.")
+    check_password_strength(new, user.email, int(config["REFERRAL_PASSWORD_MIN_LENGTH"]))
+    user.password_hash = hash_password(new)
+    end_sessions(user)
+    session.commit()
+    return user
+
+
+def end_sessions(user: User) -> None:
+    """Give the account a new session token: every session and remember-me cookie made
+    before stops loading it, on every device (see :attr:`User.session_token`). The caller
+    commits."""
+    user.session_token = new_session_token()
 
 
 def create_admin(session: Session, email: str, password: str, min_length: int) -> User:

@@ -9,6 +9,7 @@ signed-in user manages; otherwise it installs its own manager loading
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -34,10 +35,16 @@ def init_login(app: Flask) -> None:
     manager.init_app(app)
 
 
-def _load_user(user_id: str) -> User | None:
-    if not user_id.isdigit():
+def _load_user(alternative_id: str) -> User | None:
+    """The account a session or remember cookie names, if its session token still stands
+    (see :attr:`User.session_token`); a cookie from before a sign-out or reset loads none."""
+    user_id, _, token = alternative_id.partition(":")
+    if not user_id.isdigit() or not token:
         return None
-    return get_session().get(User, int(user_id))
+    user = get_session().get(User, int(user_id))
+    if user is None or not hmac.compare_digest(user.session_token.encode(), token.encode()):
+        return None
+    return user
 
 
 def current_practitioner() -> Practitioner | None:
@@ -47,7 +54,9 @@ def current_practitioner() -> Practitioner | None:
     lookup = current_app.config["REFERRAL_PRACTITIONER_FOR_USER"]
     if lookup is not None:
         return lookup(current_user)
-    user_id = current_user.get_id()
+    user = current_user._get_current_object()
+    # a built-in account's get_id() carries its session token too; a host user's is its id
+    user_id = user.id if isinstance(user, User) else user.get_id()
     if user_id is None or not str(user_id).isdigit():
         return None
     return (

@@ -99,19 +99,30 @@ def demo_command(practitioners: int, seed: int) -> None:
 @click.option("--loop", is_flag=True, help="Keep running as a worker, every --interval seconds.")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
 @click.option("--limit", type=int, default=None, help="Messages per pass (default from config).")
+@click.option(
+    "--now",
+    "retry",
+    is_flag=True,
+    help="First make every waiting message due now (after an outage, like postqueue -f).",
+)
 @click.option("--passes", type=int, default=None, hidden=True)
 @with_appcontext
-def send_outbox_command(loop: bool, interval: float, limit: int | None, passes: int | None) -> None:
-    """Deliver due outbox messages (emails, webhooks) once, or keep doing it with --loop."""
+def send_outbox_command(
+    loop: bool, interval: float, limit: int | None, retry: bool, passes: int | None
+) -> None:
+    """Deliver due outbox messages (emails, webhooks) once, or keep doing it with --loop;
+    say what is still waiting and when it is next tried."""
     session = get_session()
     config = current_app.config
+    if retry:
+        click.echo(f"{outbox.retry_now(session)} waiting messages are due now.")
 
     def deliver() -> outbox.DeliveryReport:
         return outbox.deliver_due(session, config, limit=limit)
 
     if not loop:
         report = deliver()
-        click.echo(f"sent {report.sent}, failed {report.failed}, given up {report.given_up}")
+        click.echo(f"{report}; {outbox.waiting(session).describe()}.")
         return
     click.echo(f"Delivering the outbox every {interval:g}s; Ctrl+C stops.")
     try:
@@ -132,11 +143,20 @@ def send_outbox_command(loop: bool, interval: float, limit: int | None, passes: 
 @with_appcontext
 def purge_command(days: int, yes: bool) -> None:
     """Delete old referrals with their events and messages (health data is kept no longer
-    than needed)."""
+    than needed), and delivered or failed outbox messages older than
+    REFERRAL_OUTBOX_RETENTION_DAYS (their text holds reset and confirmation links)."""
+    retention = int(current_app.config["REFERRAL_OUTBOX_RETENTION_DAYS"])
     if not yes:
-        click.confirm(f"Delete referrals not changed for {days} days?", abort=True)
-    count = referrals.purge(get_session(), timedelta(days=days))
+        click.confirm(
+            f"Delete referrals not changed for {days} days, and sent or failed messages "
+            f"older than {retention} days?",
+            abort=True,
+        )
+    session = get_session()
+    count = referrals.purge(session, timedelta(days=days))
+    messages = outbox.purge(session, timedelta(days=retention))
     click.echo(f"Purged {count} referrals older than {days} days.")
+    click.echo(f"Removed {messages} sent or failed outbox messages older than {retention} days.")
 
 
 @referral_cli.command("create-admin")

@@ -64,6 +64,14 @@ SETTINGS: dict[str, Setting] = {
     ),
     "ENGINE_OPTIONS": Setting({}, "Extra keyword arguments for `sqlalchemy.create_engine`."),
     "URL_PREFIX": Setting("/find-a-therapist", "Where the blueprint is mounted."),
+    "PUBLIC_URL": Setting(
+        None,
+        "The site's public address (`https://clinic.example`, with a path if the host app "
+        "is mounted under one): the only source of absolute URLs in emails, webhooks, the "
+        "API's links, the OpenAPI `servers` entry and the embed snippet, never the request's "
+        "`Host` header. Required outside debug and testing: the plugin refuses to start "
+        "without it.",
+    ),
     "BASE_TEMPLATE": Setting(
         "referral/base.html",
         "Template every plugin page extends; point it at the host's layout, which must "
@@ -178,11 +186,19 @@ SETTINGS: dict[str, Setting] = {
     "SMTP_USE_SSL": Setting(False, "Connect with implicit TLS (SMTPS, usually port 465)."),
     "SMTP_USERNAME": Setting(None, "SMTP login name; no login when unset."),
     "SMTP_PASSWORD": Setting(None, "SMTP password."),
-    "SMTP_TIMEOUT": Setting(10.0, "Seconds to wait for the SMTP server before a retry."),
-    "SEND_AFTER_COMMIT": Setting(
+    "SMTP_TIMEOUT": Setting(
+        5.0,
+        "Seconds to wait for the SMTP server before the message waits for a retry (off the "
+        "request: no page ever waits for mail).",
+    ),
+    "BACKGROUND_SENDER": Setting(
         True,
-        "Try delivering a change's messages right after its commit, in the request. "
-        "Turn off when a `flask referral send-outbox --loop` worker does all sending.",
+        "Deliver the outbox from a thread of each web process, woken when a request commits "
+        "messages, for the demo and single-process hosts. Turn off when a "
+        "`flask referral send-outbox --loop` worker does all sending (production).",
+    ),
+    "BACKGROUND_SENDER_INTERVAL": Setting(
+        30.0, "Seconds between the background sender's passes when nothing wakes it."
     ),
     "OUTBOX_MAX_ATTEMPTS": Setting(
         8, "Attempts before an outbox message is given up (it stays, with its last error)."
@@ -191,6 +207,11 @@ SETTINGS: dict[str, Setting] = {
         60.0, "Wait before the first retry; doubled for each further attempt (at most a day)."
     ),
     "OUTBOX_BATCH_SIZE": Setting(100, "Messages one `send-outbox` pass claims at most."),
+    "OUTBOX_RETENTION_DAYS": Setting(
+        30,
+        "Days a delivered or failed outbox message (its text holds reset and confirmation "
+        "links) is kept; `flask referral purge` removes older ones.",
+    ),
     "WEBHOOK_URL": Setting(
         None,
         "When set, referral events are POSTed here as JSON (ids and status only, no health "
@@ -230,6 +251,11 @@ SETTINGS: dict[str, Setting] = {
         3 * 24 * 3600, "Seconds an email-confirmation link stays valid."
     ),
     "PASSWORD_RESET_MAX_AGE": Setting(3600, "Seconds a password-reset link stays valid."),
+    "REMEMBER_DAYS": Setting(
+        30,
+        'Days "Keep me signed in" lasts (Flask-Login\'s `REMEMBER_COOKIE_DURATION`, unless '
+        "the host set that). Signing out, a password change or reset ends it at once.",
+    ),
 }
 
 

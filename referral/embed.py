@@ -26,11 +26,13 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, g, request, send_from_directory, url_for
+from flask import Blueprint, Flask, current_app, g, request, send_from_directory
 from flask.blueprints import BlueprintSetupState
 from itsdangerous import BadData, URLSafeTimedSerializer
 from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
+
+from referral.urls import external_url, public_origin
 
 #: endpoints (without the blueprint name) that also render inside an iframe; a patient-facing
 #: page added later (e.g. a referral form on its own URL) joins by being named here
@@ -84,7 +86,8 @@ def base_template() -> str:
 
 
 def own_origin() -> str:
-    return f"{request.scheme}://{request.host}".lower()
+    """The plugin's origin: ``REFERRAL_PUBLIC_URL``'s, else (debug, testing) the request's."""
+    return public_origin() or f"{request.scheme}://{request.host}".lower()
 
 
 def parent_origins() -> list[str]:
@@ -116,7 +119,7 @@ def snippet(script_url: str, **data: Any) -> Markup:
 
 def snippet_for_site(**data: Any) -> Markup:
     """Template global ``referral_embed_snippet(postcode="2000")``: the snippet for this site."""
-    return snippet(url_for("referral.embed_js", _external=True), **data)
+    return snippet(external_url("referral.embed_js"), **data)
 
 
 def _form_serializer() -> URLSafeTimedSerializer:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -9,9 +11,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral import config as cfg
-from referral import db, embed, theme
+from referral import db, embed, theme, urls
 from referral.auth import init_login
 from referral.geo.geocode import provider_class
+from referral.sender import BackgroundSender
 
 
 class Referral:
@@ -36,12 +39,15 @@ class Referral:
         if app.config["REFERRAL_GEOCODER"]:
             provider_class(app.config["REFERRAL_GEOCODER"])  # a typo fails at start-up
         _check_embedding(app.config)
+        app.config["REFERRAL_PUBLIC_URL"] = urls.check_public_url(app.config["REFERRAL_PUBLIC_URL"])
+        urls.check_deployment(app)
 
         engine = self._engine_arg
         if engine is None:
             url = app.config["REFERRAL_DATABASE_URL"] or db.default_database_url(app)
             engine = db.make_engine(url, app.config["REFERRAL_ENGINE_OPTIONS"])
         state = _State(self, engine, db.make_sessionmaker(engine))
+        state.sender = BackgroundSender(app)
         app.extensions["referral"] = state
         app.teardown_appcontext(db.close_session)
         # a host with its own LoginManager keeps its accounts: the built-in ones stay off
@@ -90,12 +96,14 @@ def _check_embedding(config: dict) -> None:
 
 def _secure_cookies(app: Flask) -> None:
     """Session and remember-me cookies: HttpOnly and SameSite=Lax unless the host chose
-    otherwise, and Secure when ``REFERRAL_SECURE_COOKIES`` is on."""
+    otherwise, Secure when ``REFERRAL_SECURE_COOKIES`` is on, and "remember me" for
+    ``REFERRAL_REMEMBER_DAYS`` (not Flask-Login's 365) unless the host set a duration."""
     config = app.config
     if config.get("SESSION_COOKIE_SAMESITE") is None:
         config["SESSION_COOKIE_SAMESITE"] = "Lax"
     config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
     config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
+    config.setdefault("REMEMBER_COOKIE_DURATION", timedelta(days=config["REFERRAL_REMEMBER_DAYS"]))
     if config["REFERRAL_SECURE_COOKIES"]:
         config["SESSION_COOKIE_SECURE"] = True
         config["REMEMBER_COOKIE_SECURE"] = True
@@ -106,6 +114,7 @@ class _State:
 
     builtin_accounts: bool
     limiter: Limiter
+    sender: BackgroundSender
 
     def __init__(self, ext: Referral, engine: Engine, maker: sessionmaker[Session]) -> None:
         self.ext = ext

@@ -208,6 +208,24 @@ class ResetPasswordForm(FlaskForm):
     )
 
 
+class ChangePasswordForm(FlaskForm):
+    current = PasswordField(
+        "Current password",
+        [DataRequired(), Length(max=1024)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    password = PasswordField(
+        "New password",
+        [DataRequired(), Length(max=1024)],
+        render_kw={"autocomplete": "new-password"},
+    )
+    confirm = PasswordField(
+        "New password again",
+        [DataRequired(), EqualTo("password", "The passwords do not match.")],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
 class MultiCheckboxField(SelectMultipleField):
     widget = widgets.ListWidget(prefix_label=False)
     option_widget = widgets.CheckboxInput()

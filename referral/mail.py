@@ -1,8 +1,8 @@
 """Queue an email in the outbox, inside the caller's transaction.
 
 Nothing is sent here: the message is committed together with the change that caused it
-(a transactional outbox), and :mod:`referral.outbox` delivers it after the commit, so a
-mail server that is down loses nothing.
+(a transactional outbox), and :mod:`referral.outbox` delivers it after the commit, off the
+request, so a mail server that is down or slow loses nothing and stalls no page.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from referral.models import OutboxMessage
 
 URL = re.compile(r"https?://[^\s<>\"]+")
-#: ``session.info`` key: the messages queued in this session, not yet tried
+#: ``session.info`` key: the messages queued in this session; the request's end wakes the
+#: background sender for them (:mod:`referral.sender`)
 QUEUED = "referral_queued_messages"
 
 
@@ -40,7 +41,7 @@ def queue_email(
         referral_id=referral_id,
     )
     session.add(message)
-    # remembered so the request can try it right after its commit (outbox.deliver_queued)
+    # remembered so the request's end can wake the background sender
     session.info.setdefault(QUEUED, []).append(message)
     return message
 

@@ -49,6 +49,11 @@ def new_token() -> str:
     return secrets.token_urlsafe(16)
 
 
+def new_session_token() -> str:
+    """A fresh value for :attr:`User.session_token`."""
+    return secrets.token_urlsafe(24)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
@@ -116,7 +121,10 @@ class PractitionerFund(Base):
 class User(UserMixin, Base):
     """A built-in account: a practitioner managing a listing, or an admin.
 
-    ``UserMixin`` gives Flask-Login its ``get_id``/``is_authenticated``; no columns.
+    Flask-Login keeps :meth:`get_id` in the session and the remember-me cookie: it is the
+    id *and* :attr:`session_token` (Flask-Login's "alternative id"), so replacing the token
+    (:func:`referral.accounts.end_sessions`) ends every session and remember cookie made
+    before, on every device.
     """
 
     __tablename__ = "referral_user"
@@ -125,7 +133,11 @@ class User(UserMixin, Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTime)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    session_token: Mapped[str] = mapped_column(String(64), default=new_session_token)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_token}"
 
 
 class Practitioner(Base):
@@ -278,7 +290,12 @@ class ReferralEvent(Base):
 
 
 class OutboxMessage(Base):
-    """A message committed with the change that caused it, delivered after commit."""
+    """A message committed with the change that caused it, delivered after commit.
+
+    Waiting: ``sent_at`` and ``failed_at`` unset. ``claimed_at`` is set while a worker
+    holds it (``next_attempt_at`` is then the lease's end). ``failed_at`` marks a message
+    no attempt will deliver: permanently refused, or out of attempts.
+    """
 
     __tablename__ = "referral_outbox"
     __table_args__ = (Index("ix_referral_outbox_due", "sent_at", "next_attempt_at"),)
@@ -294,5 +311,9 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: the email's ``Message-ID``, the same on every attempt, so a repeat is recognisable
+    message_id: Mapped[str | None] = mapped_column(String(255))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -4,12 +4,12 @@
 ``active -> pending`` (the practitioner changed credentials or locations: checked again),
 ``active | pending -> suspended`` and ``suspended -> active`` (an admin). Only ``active``
 listings are public. Emails go through the outbox in the same commit; signals after it.
-Functions that email build links with ``url_for``: call them inside a request context.
+Functions that email build their links with :func:`referral.urls.external_url`.
 """
 
 from __future__ import annotations
 
-from flask import current_app, url_for
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
@@ -17,6 +17,7 @@ from referral.errors import InvalidInput
 from referral.mail import queue_template
 from referral.models import Practitioner, utcnow
 from referral.signals import listing_approved, listing_submitted
+from referral.urls import external_url
 
 #: what an admin may do from each state
 ADMIN_ACTIONS = {
@@ -115,7 +116,7 @@ def _notify(
     if not to:
         return
     site = current_app.config["REFERRAL_SITE_NAME"]
-    edit_url = url_for("referral.listing", _external=True)
+    edit_url = external_url("referral.listing")
     queue_template(
         session,
         to=to,
@@ -135,7 +136,7 @@ def approve(session: Session, practitioner: Practitioner, admin: str) -> None:
     practitioner.status_reason = None
     practitioner.verified_by = admin
     practitioner.verified_at = utcnow()
-    link = url_for("referral.practitioner", practitioner_id=practitioner.id, _external=True)
+    link = external_url("referral.practitioner", practitioner_id=practitioner.id)
     _notify(session, practitioner, "approved", "Your listing is live", link=link)
     session.commit()
     listing_approved.send(current_app._get_current_object(), practitioner=practitioner, admin=admin)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, url_for
+from flask import current_app
 from sqlalchemy.orm import Session
 
 from referral.mail import queue_template
 from referral.models import OutboxMessage, Practitioner, ReferralRequest
 from referral.outbox import queue_webhook
+from referral.urls import external_url
 
 #: statuses the patient hears about by email (cancelling is their own act)
 PATIENT_HEARS = frozenset({"accepted", "declined"})
@@ -46,7 +47,7 @@ def referral_created(session: Session, referral: ReferralRequest) -> list[Outbox
         queued.append(
             _queue(session, referral, to, f"New referral request · {site}", "new_referral", context)
         )
-    cancel_url = url_for("referral.cancel", token=cancel_token(referral), _external=True)
+    cancel_url = external_url("referral.cancel", token=cancel_token(referral))
     queued.append(
         _queue(
             session,
@@ -127,9 +128,9 @@ def _context(referral: ReferralRequest) -> dict[str, Any]:
         "reference": referral.id[:8],
         "practitioner_name": referral.practitioner.name,
         "referrer_name": referral.referrer.name if referral.referrer else None,
-        "inbox_url": url_for("referral.inbox", _external=True),
-        "sent_url": url_for("referral.sent_referrals", _external=True),
-        "search_url": url_for("referral.index", _external=True),
+        "inbox_url": external_url("referral.inbox"),
+        "sent_url": external_url("referral.sent_referrals"),
+        "search_url": external_url("referral.index"),
     }
 
 

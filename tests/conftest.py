@@ -1,6 +1,11 @@
 """Fixtures: ``app``, ``client``, ``runner``, ``session``, data builders, and a real SMTP
 server (``smtp_server``, aiosmtpd on 127.0.0.1) with ``closed_port`` for a server that is down.
 
+Requests never send mail: they commit it to the outbox. Test apps have the background
+sender off, and reading what ``smtp_server`` received first runs one outbox pass for each
+app the test made that sends to it, as the ``send-outbox`` worker would (the real
+:func:`referral.outbox.deliver_due`).
+
 The database is real: a SQLite file per test (copied from one migrated template), or
 PostgreSQL + PostGIS when ``REFERRAL_TEST_DATABASE_URL`` is set (migrated once, tables
 emptied between tests).
@@ -28,9 +33,9 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from referral import migrate
+from referral import migrate, outbox
 from referral.config import DEFAULT_CONDITIONS, DEFAULT_FUNDS, DEFAULT_MODALITIES
-from referral.db import make_engine
+from referral.db import get_session, make_engine
 from referral.geo import postcodes
 from referral.models import Base, Condition, Location, Modality, Practitioner, User, utcnow
 from wsgi import create_app
@@ -93,9 +98,17 @@ def database_url(_template_db: str, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def make_app(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+def test_apps() -> list[Flask]:
+    """Every app ``make_app`` built in this test."""
+    return []
+
+
+@pytest.fixture
+def make_app(
+    database_url: str, tmp_path: Path, test_apps: list[Flask]
+) -> Iterator[Callable[..., Flask]]:
     """Build the demo host app with extra config; engines are disposed afterwards."""
-    apps: list[Flask] = []
+    apps = test_apps
 
     def factory(**config: Any) -> Flask:
         settings = {
@@ -104,6 +117,8 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Flask]
             "REFERRAL_DATABASE_URL": database_url,
             # no test reaches the internet: geocoder tests point it at a local server
             "REFERRAL_GEOCODER": None,
+            # the smtp_server fixture runs the outbox when a test reads it (see above)
+            "REFERRAL_BACKGROUND_SENDER": False,
             **config,
         }
         app = create_app(settings)
@@ -202,15 +217,46 @@ class ReceivedMail:
 class SMTPServer:
     host: str
     port: int
-    received: list[ReceivedMail] = field(default_factory=list)
+    #: apps whose outbox a read of :attr:`received` delivers first
+    apps: list[Flask] = field(default_factory=list)
+    _received: list[ReceivedMail] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: recipients answered with "550 no such user"
     refuse: set[str] = field(default_factory=set)
 
+    @property
+    def received(self) -> list[ReceivedMail]:
+        """What arrived, after one outbox pass of every test app that mails this server."""
+        self.run_outbox()
+        return self._received
+
+    @property
+    def handler(self) -> _Handler:
+        """What aiosmtpd calls (kept apart: aiosmtpd reads every attribute of its handler)."""
+        return _Handler(self)
+
+    def run_outbox(self) -> None:
+        for app in self.apps:
+            if app.config["REFERRAL_SMTP_PORT"] == self.port:
+                with app.app_context():
+                    outbox.deliver_due(get_session(), app.config)
+
+    def to(self, address: str) -> list[ReceivedMail]:
+        return [m for m in self.received if address in m.rcpt_tos]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"REFERRAL_SMTP_HOST": self.host, "REFERRAL_SMTP_PORT": self.port}
+
+
+@dataclass
+class _Handler:
+    server: SMTPServer
+
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
     ) -> str:
-        if address in self.refuse:
+        if address in self.server.refuse:
             return "550 5.1.1 No such user here"
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -222,16 +268,9 @@ class SMTPServer:
             message_from_bytes(envelope.content, policy=policy.default),
             tls=server.transport.get_extra_info("ssl_object") is not None,
         )
-        with self.lock:
-            self.received.append(mail)
+        with self.server.lock:
+            self.server._received.append(mail)
         return "250 Message accepted for delivery"
-
-    def to(self, address: str) -> list[ReceivedMail]:
-        return [m for m in self.received if address in m.rcpt_tos]
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return {"REFERRAL_SMTP_HOST": self.host, "REFERRAL_SMTP_PORT": self.port}
 
 
 class _EphemeralController(Controller):
@@ -244,14 +283,58 @@ class _EphemeralController(Controller):
 
 
 @pytest.fixture
-def smtp_server() -> Iterator[SMTPServer]:
+def smtp_server(test_apps: list[Flask]) -> Iterator[SMTPServer]:
     """A real SMTP server on 127.0.0.1 collecting what it receives."""
-    server = SMTPServer("127.0.0.1", 0)
-    controller = _EphemeralController(server, hostname="127.0.0.1", port=0)
+    server = SMTPServer("127.0.0.1", 0, apps=test_apps)
+    controller = _EphemeralController(server.handler, hostname="127.0.0.1", port=0)
     controller.start()
     server.port = controller.port
     yield server
     controller.stop()
+
+
+class BlackHole:
+    """A server on 127.0.0.1 that accepts connections and never says a word."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._held: list[socket.socket] = []
+        self._arrived = threading.Condition()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def connections(self) -> int:
+        with self._arrived:
+            return len(self._held)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            with self._arrived:
+                self._held.append(conn)
+                self._arrived.notify_all()
+
+    def wait_for_connections(self, n: int, timeout: float = 10.0) -> bool:
+        with self._arrived:
+            return self._arrived.wait_for(lambda: len(self._held) >= n, timeout)
+
+    def close(self) -> None:
+        self._listener.close()
+        with self._arrived:
+            for conn in self._held:
+                conn.close()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[BlackHole]:
+    server = BlackHole()
+    yield server
+    server.close()
 
 
 @pytest.fixture

@@ -267,6 +267,7 @@ def test_cookies_are_secure_by_default_and_lax(tmp_path):
     from referral import Referral
 
     app = Flask(__name__, instance_path=str(tmp_path))
+    app.testing = True
     Referral(app)
     assert app.config["SESSION_COOKIE_SECURE"] and app.config["REMEMBER_COOKIE_SECURE"]
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"

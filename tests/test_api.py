@@ -234,7 +234,7 @@ def test_unknown_path_and_wrong_method_are_json(client):
 
 
 def test_server_fault_is_json_without_a_trace(make_app, monkeypatch):
-    app = make_app(TESTING=False)
+    app = make_app(TESTING=False, REFERRAL_PUBLIC_URL="http://localhost", SECRET_KEY="k" * 32)
 
     def broken(*args, **kwargs):
         raise RuntimeError("secret internals")

@@ -56,8 +56,13 @@ PRACTITIONER_ROUTES = {
     "referral.location_edit": (("GET", "POST"), "/account/listing/locations/{location}"),
     "referral.location_delete": (("POST",), "/account/listing/locations/{location}/delete"),
 }
+#: a signed-in account's own settings: any account, no listing needed
+ACCOUNT_ROUTES = {
+    "referral.change_password": (("GET", "POST"), "/account/password"),
+}
 ADMIN_ROUTES = {
     "referral.admin_queue": (("GET",), "/admin/listings"),
+    "referral.admin_outbox": (("GET",), "/admin/outbox"),
     "referral.admin_listing": (("GET",), "/admin/listings/{practitioner}"),
     "referral.admin_approve": (("POST",), "/admin/listings/{practitioner}/approve"),
     "referral.admin_reject": (("POST",), "/admin/listings/{practitioner}/reject"),
@@ -98,12 +103,16 @@ def _snapshot(session, ids):
 
 def test_every_private_route_is_listed(app):
     endpoints = {r.endpoint for r in app.url_map.iter_rules() if r.endpoint.startswith("referral.")}
-    assert endpoints - PUBLIC == set(PRACTITIONER_ROUTES) | set(ADMIN_ROUTES) | REFERRAL_ROUTES
+    assert (
+        endpoints - PUBLIC
+        == set(PRACTITIONER_ROUTES) | set(ACCOUNT_ROUTES) | set(ADMIN_ROUTES) | REFERRAL_ROUTES
+    )
 
 
 def test_anonymous_is_sent_to_sign_in_everywhere(client, session, people):
     before = _snapshot(session, people)
-    for endpoint, method, url in _requests(PRACTITIONER_ROUTES | ADMIN_ROUTES, people):
+    routes = PRACTITIONER_ROUTES | ACCOUNT_ROUTES | ADMIN_ROUTES
+    for endpoint, method, url in _requests(routes, people):
         response = client.open(url, method=method, data={"reason": "x", "postcode": "3000"})
         assert response.status_code == 302, (endpoint, method)
         assert "/account/login?next=" in response.location, (endpoint, method)

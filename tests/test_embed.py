@@ -162,6 +162,8 @@ def test_origins_from_the_demo_environment(monkeypatch, tmp_path):
 
     monkeypatch.setenv("FLASK_REFERRAL_DATABASE_URL", f"sqlite:///{tmp_path}/env.sqlite")
     monkeypatch.setenv("FLASK_REFERRAL_EMBED_ORIGINS", "https://a.example https://b.example:8443")
+    monkeypatch.setenv("FLASK_SECRET_KEY", "k" * 32)
+    monkeypatch.setenv("FLASK_REFERRAL_PUBLIC_URL", "https://clinic.example")
     app = create_app()
     assert app.config["REFERRAL_EMBED_ORIGINS"] == ["https://a.example", "https://b.example:8443"]
     app.extensions["referral"].engine.dispose()

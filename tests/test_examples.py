@@ -16,7 +16,9 @@ from referral.models import Location, Modality, Practitioner
 
 @pytest.fixture
 def host(database_url: str) -> Iterator[Flask]:
-    app = create_app({"TESTING": True, "MINIMAL_HOST_DATABASE_URL": database_url})
+    app = create_app(
+        {"TESTING": True, "SECRET_KEY": "test", "MINIMAL_HOST_DATABASE_URL": database_url}
+    )
     yield app
     engine = app.extensions["minimal_host.engine"]
     metadata.drop_all(engine)  # the host's table must not outlive the test on PostgreSQL

@@ -11,6 +11,7 @@ from tests.conftest import sign_in
 
 def test_defaults_are_set_and_extension_registered(tmp_path):
     app = Flask(__name__, instance_path=str(tmp_path))
+    app.testing = True  # no public URL or real key needed
     ext = Referral(app)
     assert app.extensions["referral"].ext is ext
     for name, setting in SETTINGS.items():
@@ -24,6 +25,7 @@ def test_defaults_are_set_and_extension_registered(tmp_path):
 
 def test_second_init_app_is_refused(tmp_path):
     app = Flask(__name__, instance_path=str(tmp_path))
+    app.testing = True  # no public URL or real key needed
     ext = Referral()
     ext.init_app(app)
     with pytest.raises(RuntimeError, match="already set up"):
@@ -34,6 +36,7 @@ def test_second_init_app_is_refused(tmp_path):
 
 def test_misspelt_key_is_an_error_naming_the_right_one(tmp_path):
     app = Flask(__name__, instance_path=str(tmp_path))
+    app.testing = True  # no public URL or real key needed
     app.config["REFERRAL_URL_PREFX"] = "/x"
     with pytest.raises(ValueError, match=r"REFERRAL_URL_PREFX.*Did you mean REFERRAL_URL_PREFIX"):
         Referral(app)
@@ -41,6 +44,7 @@ def test_misspelt_key_is_an_error_naming_the_right_one(tmp_path):
 
 def test_bad_distance_unit_is_refused(tmp_path):
     app = Flask(__name__, instance_path=str(tmp_path))
+    app.testing = True  # no public URL or real key needed
     app.config["REFERRAL_DISTANCE_UNIT"] = "furlongs"
     with pytest.raises(ValueError, match="km"):
         Referral(app)
@@ -51,6 +55,7 @@ def test_one_extension_serves_two_apps_with_own_prefix_and_engine(tmp_path):
     first = Flask("first", instance_path=str(tmp_path / "a"))
     second = Flask("second", instance_path=str(tmp_path / "b"))
     second.config["REFERRAL_URL_PREFIX"] = "/therapists"
+    first.testing = second.testing = True
     ext.init_app(first)
     ext.init_app(second)
     with first.app_context():
@@ -64,6 +69,7 @@ def test_one_extension_serves_two_apps_with_own_prefix_and_engine(tmp_path):
 def test_host_engine_is_used(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path}/host.db")
     app = Flask(__name__, instance_path=str(tmp_path))
+    app.testing = True  # no public URL or real key needed
     Referral(app, engine=engine)
     with app.app_context():
         assert app.extensions["referral"].ext.engine is engine

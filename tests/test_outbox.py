@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import smtplib
 import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -169,7 +170,11 @@ def tls_context(tmp_path, monkeypatch) -> ssl.SSLContext:
 def test_starttls(make_app, session, tls_context):
     handler = SMTPServer("127.0.0.1", 0)
     controller = _EphemeralController(
-        handler, hostname="127.0.0.1", port=0, tls_context=tls_context, require_starttls=True
+        handler.handler,
+        hostname="127.0.0.1",
+        port=0,
+        tls_context=tls_context,
+        require_starttls=True,
     )
     controller.start()
     try:
@@ -190,7 +195,7 @@ def test_starttls(make_app, session, tls_context):
 def test_smtps(make_app, session, tls_context):
     handler = SMTPServer("127.0.0.1", 0)
     controller = _EphemeralController(
-        handler, hostname="127.0.0.1", port=0, ssl_context=tls_context
+        handler.handler, hostname="127.0.0.1", port=0, ssl_context=tls_context
     )
     controller.start()
     try:
@@ -219,7 +224,11 @@ def test_smtp_login(make_app, session):
 
     handler = SMTPServer("127.0.0.1", 0)
     controller = _EphemeralController(
-        handler, hostname="127.0.0.1", port=0, authenticator=authenticator, auth_require_tls=False
+        handler.handler,
+        hostname="127.0.0.1",
+        port=0,
+        authenticator=authenticator,
+        auth_require_tls=False,
     )
     controller.start()
     try:
@@ -326,29 +335,107 @@ def test_send_outbox_command_once_and_as_a_worker(app, runner, session, smtp_ser
     assert len(smtp_server.received) == 3
 
 
-def test_queued_messages_are_tried_right_after_commit_once(make_app, session, smtp_server):
-    app = make_app(**smtp_server.config)
-    older = queue_email(session, to="other@example.com", subject="Old", text="an earlier request")
-    session.commit()
-    session.info.clear()  # that request has ended; its message waits for the worker
+def test_send_outbox_says_what_waits_and_when(make_app, runner, session, closed_port):
+    down = make_app(REFERRAL_SMTP_PORT=closed_port)
     queue(session, 2)
-    report = outbox.deliver_queued(session, app.config)
-    assert report.sent == 2
-    assert sorted(m.rcpt_tos[0] for m in smtp_server.received) == [
-        "person0@example.com",
-        "person1@example.com",
-    ]
-    session.refresh(older)
-    assert older.sent_at is None and older.attempts == 0
-    assert outbox.deliver_queued(session, app.config) is None  # nothing new to try
+    assert outbox.deliver_due(session, down.config).failed == 2
+    # the server is back (the app fixture's), but both wait out their backoff
+    result = runner.invoke(args=["referral", "send-outbox"])
+    assert result.exit_code == 0, result.output
+    assert "sent 0, failed 0, given up 0; 2 waiting, next try at 20" in result.output
+    assert " UTC." in result.output
 
 
-def test_delivery_after_commit_can_be_turned_off(make_app, session, smtp_server):
-    app = make_app(REFERRAL_SEND_AFTER_COMMIT=False, **smtp_server.config)
-    queue(session)
-    assert outbox.deliver_queued(session, app.config) is None
-    assert smtp_server.received == []
-    assert session.scalars(select(OutboxMessage)).one().attempts == 0
+def test_send_outbox_now_retries_what_waits_out_its_backoff(
+    make_app, session, closed_port, smtp_server
+):
+    down = make_app(REFERRAL_SMTP_PORT=closed_port)
+    queue(session, 3)
+    assert outbox.deliver_due(session, down.config).failed == 3
+    back = make_app(**smtp_server.config)
+    runner = back.test_cli_runner()
+    assert "sent 0, failed 0" in runner.invoke(args=["referral", "send-outbox"]).output
+    result = runner.invoke(args=["referral", "send-outbox", "--now"])
+    assert result.exit_code == 0, result.output
+    assert "3 waiting messages are due now." in result.output
+    assert "sent 3, failed 0, given up 0; nothing waiting." in result.output
+    assert len(smtp_server._received) == 3
+
+
+def test_a_success_after_failures_retries_the_waiting_at_once(
+    make_app, session, closed_port, smtp_server
+):
+    down = make_app(REFERRAL_SMTP_PORT=closed_port)
+    queue(session, 4)
+    assert outbox.deliver_due(session, down.config).failed == 4
+    back = make_app(**smtp_server.config)
+    queue_email(session, to="new@example.com", subject="New", text="after the outage")
+    session.commit()
+    report = outbox.deliver_due(session, back.config)
+    assert (report.sent, report.failed) == (5, 0)
+    assert outbox.waiting(session).count == 0
+
+
+def test_a_permanent_refusal_fails_at_once_and_is_shown_to_admins(
+    app, session, smtp_server, make_account, login_client, caplog
+):
+    smtp_server.refuse.add("gone@example.com")
+    bad = queue_email(session, to="gone@example.com", subject="Hello", text="Hi\n")
+    session.commit()
+    report = outbox.deliver_due(session, app.config)
+    assert (report.failed, report.given_up) == (1, 1)
+    session.refresh(bad)
+    assert bad.failed_at is not None and bad.attempts == 1
+    assert bad.last_error == "recipient refused: 550 5.1.1 No such user here"
+    later = outbox.deliver_due(session, app.config, now=utcnow() + timedelta(days=3))
+    assert later.failed == 0 and outbox.waiting(session).count == 0
+    # logs name the outbox id, not the address
+    assert f"outbox message {bad.id} failed for good" in caplog.text
+    assert "gone@example.com" not in caplog.text
+
+    admin = make_account("root@example.com", admin=True, listing=False)
+    page = login_client(admin).get("/find-a-therapist/admin/outbox")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert f"#{bad.id} email: Hello" in html and "550 5.1.1 No such user here" in html
+    assert "nothing waiting" in html
+
+
+def test_a_temporary_refusal_is_retried_and_no_address_is_kept():
+    error = smtplib.SMTPRecipientsRefused({"person0@example.com": (450, b"mailbox busy")})
+    assert not outbox.is_permanent(error)
+    assert outbox.describe_error(error) == "recipient refused: 450 mailbox busy"
+    assert outbox.describe_error(
+        smtplib.SMTPDataError(550, b"<person0@example.com>: content refused")
+    ) == ("SMTPDataError: 550 <[address]>: content refused")
+
+
+def test_every_attempt_of_a_message_has_one_message_id(make_app, session, closed_port, smtp_server):
+    [message] = queue(session)
+    down = make_app(REFERRAL_SMTP_PORT=closed_port)
+    outbox.deliver_due(session, down.config)
+    session.refresh(message)
+    first = message.message_id
+    assert first and first.startswith("<") and "referral-outbox-" in first
+    back = make_app(**smtp_server.config)
+    outbox.retry_now(session)
+    outbox.deliver_due(session, back.config)
+    [mail] = smtp_server._received
+    assert mail.message["Message-ID"].strip() == first
+
+
+def test_purge_removes_old_sent_and_failed_messages(app, runner, session, smtp_server):
+    sent, failed, fresh, waiting = queue(session, 4)
+    now = utcnow()
+    sent.sent_at = now - timedelta(days=31)
+    failed.failed_at = now - timedelta(days=40)
+    fresh.sent_at = now - timedelta(days=2)
+    session.commit()
+    result = runner.invoke(args=["referral", "purge", "--older-than", "365", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "Removed 2 sent or failed outbox messages older than 30 days." in result.output
+    left = session.scalars(select(OutboxMessage.id).order_by(OutboxMessage.id)).all()
+    assert left == [fresh.id, waiting.id]
 
 
 def test_unreachable_server_is_tried_once_per_pass(make_app, session, closed_port):

@@ -253,8 +253,12 @@ def test_smtp_down_keeps_referral_and_sends_later(
     assert count(session, ReferralRequest) == 1
     messages = session.scalars(select(OutboxMessage)).all()
     assert len(messages) == 2
-    assert all(m.sent_at is None and m.attempts == 1 and m.last_error for m in messages)
-    assert "ConnectionRefusedError" in messages[0].last_error
+    # the request only committed them; the worker tries them, and the server is down
+    assert all(m.sent_at is None and m.attempts == 0 for m in messages)
+    result = down.test_cli_runner().invoke(args=["referral", "send-outbox"])
+    assert "sent 0, failed 2, given up 0; 2 waiting" in result.output
+    session.expire_all()
+    assert all(m.attempts == 1 and "ConnectionRefusedError" in m.last_error for m in messages)
 
     # the server is back: the worker command sends what waited
     back = make_app(REFERRAL_OUTBOX_BACKOFF_SECONDS=0, **smtp_server.config)
@@ -267,6 +271,32 @@ def test_smtp_down_keeps_referral_and_sends_later(
     ]
     session.expire_all()
     assert all(m.sent_at and m.attempts == 2 and m.last_error is None for m in messages)
+
+
+def test_a_silent_mail_server_holds_up_no_page(make_app, session, nina, black_hole):
+    """The background sender is stuck on a server that accepts and never answers; pages,
+    referrals included, answer all the same and never connect to it themselves."""
+    app = make_app(
+        REFERRAL_BACKGROUND_SENDER=True,
+        REFERRAL_SMTP_PORT=black_hole.port,
+        REFERRAL_SMTP_TIMEOUT=60,
+    )
+    client = app.test_client()
+    first = client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(client, nina.id)
+    )
+    assert first.status_code == 200
+    assert black_hole.wait_for_connections(1), "the background sender never tried"
+    # the sender now waits on the silent server; a page and another referral do not
+    data = form_for(client, nina.id, email="sam@example.com", patient_name="Sam Lee")
+    second = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data)
+    assert second.status_code == 200
+    assert client.get(f"{PREFIX}/?postcode=2000").status_code == 200
+    assert black_hole.connections == 1
+    assert count(session, ReferralRequest) == 2
+    assert count(session, OutboxMessage) == 4
+    black_hole.close()
+    app.extensions["referral"].sender.stop()
 
 
 def test_fifty_concurrent_submissions(make_app, session, nina, smtp_server):
@@ -285,9 +315,11 @@ def test_fifty_concurrent_submissions(make_app, session, nina, smtp_server):
     assert count(session, ReferralRequest) == 50
     assert count(session, OutboxMessage) == 100
     assert count(session, ReferralEvent) == 50
-    # a worker pass afterwards finds nothing left: none sent twice
+    # the requests sent nothing themselves; one worker pass sends each message once
     result = app.test_cli_runner().invoke(args=["referral", "send-outbox"])
-    assert "sent 0, failed 0" in result.output
+    assert "sent 100, failed 0" in result.output
+    again = app.test_cli_runner().invoke(args=["referral", "send-outbox"])
+    assert "sent 0, failed 0, given up 0; nothing waiting" in again.output
     ids = [m.message["X-Referral-Outbox-Id"] for m in smtp_server.received]
     assert len(ids) == 100 and len(set(ids)) == 100
     patients = sorted(

@@ -4,7 +4,11 @@ The smallest real integration, to copy from. Run it from this folder::
 
     flask --app app referral upgrade     # the plugin's tables, beside the host's own
     flask --app app referral demo        # optional: demo practitioners and postcodes
-    flask --app app run                  # http://127.0.0.1:5000/therapists/
+    flask --app app --debug run          # http://127.0.0.1:5000/therapists/
+
+Outside debug the plugin needs a real secret key and the site's public address:
+``MINIMAL_HOST_SECRET_KEY`` (32 random bytes or more) and ``MINIMAL_HOST_PUBLIC_URL``
+(``https://clinic.example``).
 
 ``MINIMAL_HOST_DATABASE_URL`` picks the database (default: ``minimal.sqlite`` in the
 instance folder). Both the host and the plugin use the one engine made here.
@@ -38,7 +42,8 @@ def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=os.environ.get("MINIMAL_HOST_SECRET_KEY", "change-me"),
+        SECRET_KEY=os.environ.get("MINIMAL_HOST_SECRET_KEY"),
+        REFERRAL_PUBLIC_URL=os.environ.get("MINIMAL_HOST_PUBLIC_URL"),
         REFERRAL_URL_PREFIX="/therapists",
         REFERRAL_BASE_TEMPLATE="minimal/layout.html",
         REFERRAL_SITE_NAME="Therapists near you",

@@ -8,9 +8,10 @@ from typing import Any
 from flask import Blueprint, Response, current_app, render_template
 from werkzeug.exceptions import HTTPException
 
-from referral import embed, outbox, theme
+from referral import embed, theme
 from referral.db import open_session
 from referral.geo.distance import to_unit
+from referral.mail import QUEUED
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
@@ -55,15 +56,16 @@ def make_blueprint(state: Any = None) -> Blueprint:
     embed.register(bp)  # last: it copies the embeddable pages' rules
     bp.context_processor(embed.template_context)
     bp.register_error_handler(429, _too_many_requests)
-    bp.after_request(_deliver_queued)
+    bp.after_request(_wake_sender)
     return bp
 
 
-def _deliver_queued(response: Response) -> Response:
-    """Emails and webhooks a view committed leave now, not at the worker's next pass."""
+def _wake_sender(response: Response) -> Response:
+    """Messages a view queued leave a moment later from the background sender (when it is
+    on), not inside this request: a slow mail server never holds up a page."""
     session = open_session()
-    if session is not None:
-        outbox.deliver_queued(session, current_app.config)
+    if session is not None and session.info.pop(QUEUED, None):
+        current_app.extensions["referral"].sender.wake()
     return response
 
 

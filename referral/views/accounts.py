@@ -19,14 +19,21 @@ from flask import (
     url_for,
 )
 from flask_limiter import Limiter
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from referral import accounts
 from referral.auth import current_practitioner, is_admin
 from referral.db import get_session
 from referral.errors import InvalidInput
-from referral.forms import ActionForm, ForgotPasswordForm, ResetPasswordForm, SignInForm, SignUpForm
+from referral.forms import (
+    ActionForm,
+    ChangePasswordForm,
+    ForgotPasswordForm,
+    ResetPasswordForm,
+    SignInForm,
+    SignUpForm,
+)
 
 SAME_ANSWER = (
     "Thank you. If that address can be used, we have sent it an email with a link: "
@@ -50,6 +57,12 @@ def register(bp: Blueprint, limiter: Limiter) -> None:
     bp.add_url_rule("/account/verify/<token>", "verify_email", verify_email)
     bp.add_url_rule("/account/login", "login", signin_limit(login), methods=["GET", "POST"])
     bp.add_url_rule("/account/logout", "logout", logout, methods=["POST"])
+    bp.add_url_rule(
+        "/account/password",
+        "change_password",
+        signin_limit(login_required(change_password)),
+        methods=["GET", "POST"],
+    )
     bp.add_url_rule(
         "/account/forgot", "forgot_password", email_limit(forgot_password), methods=["GET", "POST"]
     )
@@ -162,9 +175,34 @@ def logout() -> Response | tuple[str, int]:
     form = ActionForm()
     if not form.validate_on_submit():
         return message("Sign out", "The form expired; please try again.", 400)
+    if current_user.is_authenticated:
+        session = get_session()
+        user = session.merge(current_user._get_current_object(), load=False)
+        accounts.end_sessions(user)
+        session.commit()
     logout_user()
-    flash("You are signed out.")
+    flash("You are signed out on every device.")
     return redirect(url_for("referral.login"))
+
+
+def change_password() -> Any:
+    form = ChangePasswordForm()
+    title, submit = "Change your password", "Save password"
+    if form.validate_on_submit():
+        session = get_session()
+        user = session.merge(current_user._get_current_object(), load=False)
+        try:
+            accounts.change_password(
+                session, user, form.current.data, form.password.data, current_app.config
+            )
+        except InvalidInput as exc:
+            field = form.current if exc.code == "wrong_password" else form.password
+            field.errors = [*field.errors, exc.message]
+            return _form_page(form, title, submit, 400)
+        login_user(user)  # this device stays signed in with the new session token
+        flash("Your new password is saved. Every other device is signed out.")
+        return redirect(_landing())
+    return _form_page(form, title, submit)
 
 
 def forgot_password() -> Any:

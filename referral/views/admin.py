@@ -11,7 +11,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from referral import moderation
+from referral import moderation, outbox
 from referral.auth import admin_required
 from referral.db import get_session
 from referral.errors import InvalidInput
@@ -21,6 +21,7 @@ from referral.models import LISTING_STATUSES, Practitioner
 
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/admin/listings", "admin_queue", admin_required(queue))
+    bp.add_url_rule("/admin/outbox", "admin_outbox", admin_required(failed_messages))
     bp.add_url_rule(
         "/admin/listings/<int:practitioner_id>", "admin_listing", admin_required(detail)
     )
@@ -44,6 +45,15 @@ def queue() -> Any:
         status=status,
         statuses=LISTING_STATUSES,
         post_form=ActionForm(),
+    )
+
+
+def failed_messages() -> Any:
+    """Emails and webhooks that no attempt will deliver, with the server's reason."""
+    return render_template(
+        "referral/admin/outbox.html",
+        messages=outbox.failed(get_session()),
+        waiting=outbox.waiting(get_session()),
     )
 
 

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
@@ -29,6 +29,7 @@ from referral.models import (
 )
 from referral.query import SearchQuery, parse_places, parse_search, run_search
 from referral.search import Filters, Hit, LocationSummary, Results
+from referral.urls import external_url
 
 READ_METHODS = ["GET", "HEAD", "OPTIONS"]
 ALL_METHODS = [*READ_METHODS, "POST", "PUT", "PATCH", "DELETE"]
@@ -82,7 +83,7 @@ def places() -> Response:
 
 
 def openapi_json() -> Response:
-    server = url_for("referral.index", _external=True).rstrip("/") + "/api"
+    server = external_url("referral.index").rstrip("/") + "/api"
     return jsonify(openapi.document(current_app.config, server))
 
 
@@ -184,7 +185,7 @@ def page_urls() -> Callable[[int], str]:
     """Practitioner page URLs (the API's one way to build them) from one ``url_for``
     call: building each of a page's ten cost a tenth of the whole search response."""
     marker = str(MAX_ID)  # no id is larger; the last match is where the id goes
-    template = url_for("referral.practitioner", practitioner_id=MAX_ID, _external=True)
+    template = external_url("referral.practitioner", practitioner_id=MAX_ID)
     head, _, tail = template.rpartition(marker)
     return lambda practitioner_id: f"{head}{int(practitioner_id)}{tail}"
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, url_for
+from flask import Blueprint, jsonify
 from werkzeug.wrappers import Response
 
 from referral.db import get_session
 from referral.export import hsds_document
+from referral.urls import external_url
 
 
 def register(bp: Blueprint) -> None:
@@ -14,7 +15,7 @@ def register(bp: Blueprint) -> None:
 
 
 def export_hsds() -> Response:
-    base = url_for("referral.index", _external=True)
+    base = external_url("referral.index")
     response = jsonify(hsds_document(get_session(), base_url=base))
     response.headers["Content-Disposition"] = 'inline; filename="hsds.json"'
     # open data: any site may read it from the browser (it holds nothing private)
