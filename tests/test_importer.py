@@ -84,6 +84,7 @@ def test_changed_row_updates_in_place(app, session):
         ("m-9,Zed,yoga,,,2000,,AU,-33,,,,,", "give both lat and lon"),
         ("m-9,Zed,yoga,,,2000,,AU,abc,151,,,,", "'abc' is not a number"),
         ("m-9,Zed,yoga,,,2000,,AU,,,,not-an-email,,", "is not a valid address"),
+        ("m-9,Zed,yoga,,,2000,,AU,,,,,http://[oops.example,", "is not a web address"),
         ("m-9,Zed,yoga,,,2000,,AU,,,,,,medicare", "unknown fund 'medicare'"),
         ("m-9,Zed,,,,2000,,AU,,,,,,", "modalities is empty"),
         ("m-9,Zed,yoga,,,2000,,AU,,", "has 10 fields, expected 14"),
@@ -169,6 +170,21 @@ def test_import_command_reports_and_exits_non_zero_on_rejects(runner, session, t
     again = runner.invoke(args=["referral", "import", "--pending", str(path)])
     assert again.exit_code == 0, again.output
     assert "0 created, 0 updated, 1 unchanged, 0 rejected" in again.output
+
+
+def test_import_command_reports_an_unreadable_website_and_imports_the_rest(
+    runner, session, tmp_path
+):
+    path = tmp_path / "members.csv"
+    path.write_bytes(_csv("m-9,Zed,yoga,,,2000,,AU,,,,,http://[oops.example,", GOOD[1]))
+    result = runner.invoke(args=["referral", "import", str(path)])
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert (
+        "members.csv: line 2: website 'http://[oops.example' is not a web address" in result.output
+    )
+    assert "1 created, 0 updated, 0 unchanged, 1 rejected" in result.output
+    assert session.scalars(select(Practitioner.external_id)).all() == ["m-002"]
 
 
 def test_utf16_file_is_refused_at_the_header(app, session):
