@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from referral.importer import COLUMNS, site_id
+from referral.importer import COLUMNS, escape_formula, site_id
 from referral.models import Condition, Location, Modality, Practitioner
 
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://openreferral.org/hsds/referral-plugin")
@@ -228,7 +228,16 @@ def hsds_document(session: Session, *, base_url: str | None = None) -> dict[str,
 
 
 def csv_rows(session: Session) -> Iterator[dict[str, str]]:
-    """One row per location of each active listing, in the import's columns."""
+    """One row per location of each active listing, in the import's columns, each cell
+    safe to open in a spreadsheet: one that would run as a formula (a listing named
+    ``=HYPERLINK(...)``, a suburb ``-2+3``) is written behind a ``'``
+    (:func:`referral.importer.escape_formula`; plain numbers such as a latitude stay as
+    they are). The stored values are untouched, and importing the file gives them back."""
+    for row in _plain_rows(session):
+        yield {column: escape_formula(value) for column, value in row.items()}
+
+
+def _plain_rows(session: Session) -> Iterator[dict[str, str]]:
     for p in active_practitioners(session):
         listing = {
             "external_id": site_id(p),

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral import config as cfg
-from referral import db, embed, theme, urls
+from referral import db, embed, routing, theme, urls
 from referral.auth import init_login
 from referral.geo.geocode import provider_class
 from referral.sender import BackgroundSender
@@ -33,6 +33,7 @@ class Referral:
     def init_app(self, app: Flask) -> None:
         if "referral" in app.extensions:
             raise RuntimeError("Referral is already set up on this app: call init_app once.")
+        routing.install(app)  # first: a clash with the host's converters changes nothing
         cfg.apply_defaults(app.config)
         if app.config["REFERRAL_DISTANCE_UNIT"] not in ("km", "mi"):
             raise ValueError("REFERRAL_DISTANCE_UNIT must be 'km' or 'mi'.")

@@ -7,6 +7,11 @@ with several locations (that is how :mod:`referral.export` writes them). Each ba
 reported with its line number (the header is line 1) and changes nothing; so do the other
 rows of the same practitioner. Listings are matched by ``external_id``, so importing the
 same file again changes nothing.
+
+Cells a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or
+carriage return) are written by the export behind one ``'``, as OWASP advises against CSV
+injection (:func:`escape_formula`); the import takes that ``'`` off again
+(:func:`unescape_formula`), so export -> import gives back each value as it was typed.
 """
 
 from __future__ import annotations
@@ -52,6 +57,11 @@ LOCATION_FIELDS = ("street", "suburb", "postcode", "state", "country")
 #: about a centimetre: coordinates closer than this are the same place
 COORD_TOLERANCE = 1e-7
 _BAD_BYTES = re.compile("[\udc80-\udcff]")
+#: what a spreadsheet runs as a formula: a cell starting with one of ``= + - @``, tab or CR,
+#: here after any ``'`` already there, so an escaped cell is escaped once more
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+#: a plain number (``-33.8688``, ``+61``, ``-1e5``): a spreadsheet shows it, it runs nothing
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,26 @@ class _Row:
     external_id: str
     listing: dict[str, Any]
     location: dict[str, Any]
+
+
+def escape_formula(cell: str) -> str:
+    """The cell as the export writes it: behind a ``'`` when a spreadsheet would run it.
+
+    Plain numbers are left alone (a negative latitude stays ``-33.8688``, so the file still
+    reads as numbers): evaluated, they are only themselves. :func:`unescape_formula` undoes
+    this exactly, for every string.
+    """
+    if _FORMULA.match(cell) and not _NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def unescape_formula(cell: str) -> str:
+    """The cell as it was typed: one leading ``'`` taken off when what follows is something
+    :func:`escape_formula` escapes; any other cell (``'hello``) is kept as it is."""
+    if cell.startswith("'") and _FORMULA.match(cell, 1):
+        return cell[1:]
+    return cell
 
 
 def site_id(practitioner: Practitioner) -> str:
@@ -190,9 +220,9 @@ def _read(
             )
             position = header.index("external_id")
             if position < len(values):
-                failed.add(values[position].strip())
+                failed.add(unescape_formula(values[position].strip()))
             continue
-        record = {k: v.strip() for k, v in zip(header, values, strict=True)}
+        record = {k: unescape_formula(v.strip()) for k, v in zip(header, values, strict=True)}
         problems = _check(session, record, config, lookups)
         if problems:
             report.errors.append(RowError(line, "; ".join(problems)))

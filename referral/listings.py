@@ -50,12 +50,27 @@ def _clean(value: Any, limit: int) -> str | None:
 
 
 def check_website(url: str | None) -> str | None:
+    """The one check of a listing's website (the editor and the importer both use it).
+
+    Returns the address to store (``https://`` added when no scheme was typed) or ``None``
+    for none; anything that is not an http(s) address with a dotted host, including text
+    :func:`urllib.parse.urlsplit` cannot take apart (``http://[oops.example``), raises
+    :class:`InvalidInput` ``invalid_website``, never ``ValueError``.
+    """
     if not url:
         return None
     if "://" not in url:
         url = "https://" + url
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or "." not in parts.netloc or " " in url:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed "[" or characters that are no host name
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or "." not in parts.netloc
+        or " " in url
+    ):
         raise InvalidInput(
             "invalid_website", "Enter a website address such as https://example.com."
         )

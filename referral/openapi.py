@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from referral import __version__
+from referral.routing import MAX_ID
 
 #: error code -> (HTTP status, meaning)
 ERRORS: dict[str, tuple[int, str]] = {
@@ -344,7 +345,7 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
                             "name": "id",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "integer", "minimum": 1},
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                         }
                     ],
                     "responses": _responses(_json("The listing.", _ref("Practitioner")), 404),

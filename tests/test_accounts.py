@@ -183,6 +183,13 @@ def test_next_parameter_only_redirects_within_the_site(client, make_account):
     assert response.location.endswith("/account/listing")
 
 
+def test_a_next_parameter_urlsplit_cannot_parse_lands_on_the_listing(client, make_account):
+    make_account("broken-next@example.com")
+    url = f"{LOGIN}?next=http://[oops.example/"
+    response = post_form(client, url, {"email": "broken-next@example.com", "password": PASSWORD})
+    assert response.status_code == 302 and response.location.endswith("/account/listing")
+
+
 LOGIN = f"{P}/account/login"
 
 

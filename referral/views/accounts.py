@@ -124,10 +124,14 @@ def verify_email(token: str) -> Any:
 
 
 def _safe_next(target: str | None) -> str | None:
-    """Only a path on this site: never an open redirect."""
+    """Only a path on this site: never an open redirect; ``None`` for anything else,
+    including text :func:`urllib.parse.urlsplit` cannot take apart."""
     if not target:
         return None
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # "http://[oops": not a path on this site either
+        return None
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
     return target

@@ -23,11 +23,11 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/admin/listings", "admin_queue", admin_required(queue))
     bp.add_url_rule("/admin/outbox", "admin_outbox", admin_required(failed_messages))
     bp.add_url_rule(
-        "/admin/listings/<int:practitioner_id>", "admin_listing", admin_required(detail)
+        "/admin/listings/<rowid:practitioner_id>", "admin_listing", admin_required(detail)
     )
     for action in moderation.ADMIN_ACTIONS:
         bp.add_url_rule(
-            f"/admin/listings/<int:practitioner_id>/{action}",
+            f"/admin/listings/<rowid:practitioner_id>/{action}",
             f"admin_{action}",
             admin_required(decide),
             methods=["POST"],

@@ -28,12 +28,12 @@ from referral.models import (
     Practitioner,
 )
 from referral.query import SearchQuery, parse_places, parse_search, run_search
+from referral.routing import MAX_ID
 from referral.search import Filters, Hit, LocationSummary, Results
 from referral.urls import external_url
 
 READ_METHODS = ["GET", "HEAD", "OPTIONS"]
 ALL_METHODS = [*READ_METHODS, "POST", "PUT", "PATCH", "DELETE"]
-MAX_ID = 2**31 - 1
 HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
 FILTER_FIELDS = dataclasses.fields(Filters)
 
@@ -41,7 +41,7 @@ FILTER_FIELDS = dataclasses.fields(Filters)
 def register(bp: Blueprint) -> None:
     api = Blueprint("api", __name__)
     api.add_url_rule("/v1/practitioners", "practitioners", practitioners)
-    api.add_url_rule("/v1/practitioners/<int:practitioner_id>", "practitioner", practitioner)
+    api.add_url_rule("/v1/practitioners/<rowid:practitioner_id>", "practitioner", practitioner)
     api.add_url_rule("/v1/modalities", "modalities", lambda: _terms(Modality))
     api.add_url_rule("/v1/conditions", "conditions", lambda: _terms(Condition))
     api.add_url_rule("/v1/funds", "funds", lambda: _terms(HealthFund))
@@ -64,8 +64,6 @@ def practitioners() -> Response:
 
 
 def practitioner(practitioner_id: int) -> Response:
-    if practitioner_id > MAX_ID:  # beyond any id column: PostgreSQL would refuse the query
-        raise NotFound("No active practitioner has that id.")
     found = public_listing(read_session(), practitioner_id)
     if found is None:
         raise NotFound("No active practitioner has that id.")
@@ -88,7 +86,8 @@ def openapi_json() -> Response:
 
 
 def unknown(rest: str) -> Response:
-    """Anything else under /api: 405 when the path exists for GET, else 404."""
+    """Anything else under /api: 405 when the path exists for GET, else 404 (an id beyond
+    :data:`~referral.routing.MAX_ID` matches no route, so it ends here too)."""
     adapter = current_app.create_url_adapter(request)
     try:
         endpoint, _ = adapter.match(method="GET")
@@ -96,7 +95,7 @@ def unknown(rest: str) -> Response:
         endpoint = None
     if endpoint and endpoint != request.endpoint:
         raise MethodNotAllowed(READ_METHODS, "The API is read-only: use GET.")
-    raise NotFound("There is no such API path; see openapi.json.")
+    raise NotFound("There is no such API path, or no record with that id; see openapi.json.")
 
 
 def _terms(model: type[Modality] | type[Condition] | type[HealthFund]) -> Response:

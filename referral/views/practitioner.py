@@ -48,13 +48,13 @@ def register(bp: Blueprint) -> None:
         methods=["GET", "POST"],
     )
     bp.add_url_rule(
-        "/account/listing/locations/<int:location_id>",
+        "/account/listing/locations/<rowid:location_id>",
         "location_edit",
         practitioner_required(location_form),
         methods=["GET", "POST"],
     )
     bp.add_url_rule(
-        "/account/listing/locations/<int:location_id>/delete",
+        "/account/listing/locations/<rowid:location_id>/delete",
         "location_delete",
         practitioner_required(location_delete),
         methods=["POST"],

@@ -23,7 +23,7 @@ from referral.query import parse_search, run_search, search_back
 
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/", "index", index)
-    bp.add_url_rule("/practitioners/<int:practitioner_id>", "practitioner", practitioner)
+    bp.add_url_rule("/practitioners/<rowid:practitioner_id>", "practitioner", practitioner)
     bp.add_app_template_global(current_search, "referral_current_search")
     bp.add_app_template_global(back_to_search, "referral_back_to_search")
 

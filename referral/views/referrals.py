@@ -43,7 +43,7 @@ def register(bp: Blueprint, limiter: Limiter | None = None) -> None:
             error_message=_too_many_referrals,
         )(refer)
     bp.add_url_rule(
-        "/practitioners/<int:practitioner_id>/referrals",
+        "/practitioners/<rowid:practitioner_id>/referrals",
         "refer",
         view,
         methods=["GET", "POST"],
