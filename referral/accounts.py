@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from referral.errors import InvalidInput
+from referral.listings import check_name
 from referral.mail import queue_template
 from referral.models import Practitioner, User, utcnow
 
@@ -122,11 +123,12 @@ def sign_up(
     """Create an unverified account with a draft listing and queue the confirmation email.
 
     A taken email gets a note to its owner instead, and the caller shows the same answer:
-    returns ``None`` then. Raises :class:`InvalidInput` for a bad email or weak password.
+    returns ``None`` then. Raises :class:`InvalidInput` for a bad email, a name holding a web
+    address or markup (:func:`referral.listings.check_name`) or a weak password.
     """
     email = normalise_email(email)
+    name = check_name(name)
     check_password_strength(password, email, int(config["REFERRAL_PASSWORD_MIN_LENGTH"]))
-    name = name.strip()
     if not name:
         raise InvalidInput("missing_name", "Please enter your name as patients should see it.")
     existing = find_user(session, email)

@@ -97,6 +97,15 @@ def test_weak_password_is_refused_with_a_message(client, session, password, mess
     assert _outbox(session) == []
 
 
+@pytest.mark.parametrize("name", ["Ana www.evil.example", "Ana <i>Lima</i>", "Ana\x1b[2J"])
+def test_name_with_a_web_address_or_markup_is_refused_beside_the_field(client, session, name):
+    response = _signup(client, name=name)
+    assert response.status_code == 400
+    assert "without a web address" in response.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(User)) == 0
+    assert _outbox(session) == []
+
+
 def test_mismatched_confirmation_and_missing_csrf_are_refused(client, session):
     response = post_form(
         client,
