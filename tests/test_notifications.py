@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from sqlalchemy import select
@@ -87,3 +88,29 @@ def test_webhook_carries_ids_and_status_only(ctx, app, session, add_practitioner
         }
     assert session.scalars(select(ReferralRequest)).one().id == bodies[0]["referral_id"]
     assert session.get(Practitioner, bodies[0]["practitioner_id"]).name == "Nina"
+
+
+def test_typed_text_is_never_a_link_in_an_email(ctx, session, add_practitioner):
+    """Only the links the site makes are links: a name typed with a URL in it, here from a
+    listing stored before names were checked and a host calling ``create_referral`` with
+    its own validation, stays escaped text in the acknowledgement."""
+    nina = add_practitioner(
+        "Nina https://evil.example/login", (-33.8, 151.2), email="nina@example.com"
+    )
+    data = ReferralData(
+        patient_name="Eve <b>visit</b> www.evil.example/a https://evil.example/b now",
+        email="stranger@example.com",
+        consent_version="v",
+    )
+    create_referral(session, nina, data)
+    messages = {m.recipient: m for m in session.scalars(select(OutboxMessage))}
+    ack = messages["stranger@example.com"]
+    [cancel_url] = re.findall(r"http://localhost/\S+/referrals/cancel/\S+", ack.body_text)
+    assert re.findall(r"<a [^>]*>", ack.body_html) == [f'<a href="{cancel_url}">']
+    assert "https://evil.example/b now" in ack.body_html
+    assert "Eve &lt;b&gt;visit&lt;/b&gt;" in ack.body_html
+    notice = messages["nina@example.com"]
+    assert re.findall(r'<a href="([^"]+)">', notice.body_html) == [
+        "http://localhost/find-a-therapist/inbox"
+    ]
+    assert "Nina https://evil.example/login" in notice.body_html
