@@ -25,7 +25,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from referral.errors import InvalidInput
 from referral.listings import check_name
-from referral.mail import queue_template
+from referral.mail import queue_template, recipient_allowed
 from referral.models import Practitioner, User, utcnow
 
 VERIFY = "verify-email"
@@ -105,6 +105,10 @@ def find_user(session: Session, email: str) -> User | None:
 
 
 def _email(session: Session, user: User, template: str, subject: str, **context: Any) -> None:
+    """Queue an account email, unless the address is past ``REFERRAL_RECIPIENT_DAILY_LIMIT``
+    (anyone can type it into sign-up or forgot-password); the caller answers the same."""
+    if not recipient_allowed(user.email, template):
+        return
     site = current_app.config["REFERRAL_SITE_NAME"]
     queue_template(
         session,

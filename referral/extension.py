@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import parse
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,6 +37,8 @@ class Referral:
         if app.config["REFERRAL_GEOCODER"]:
             provider_class(app.config["REFERRAL_GEOCODER"])  # a typo fails at start-up
         _check_embedding(app.config)
+        if app.config["REFERRAL_RECIPIENT_DAILY_LIMIT"]:
+            parse(app.config["REFERRAL_RECIPIENT_DAILY_LIMIT"])  # a typo fails at start-up
 
         engine = self._engine_arg
         if engine is None:
@@ -52,7 +55,7 @@ class Referral:
             get_remote_address,
             app=app,
             storage_uri=app.config["REFERRAL_RATELIMIT_STORAGE_URL"],
-            key_prefix="referral",
+            key_prefix=app.config["REFERRAL_RATELIMIT_KEY_PREFIX"],
         )
         # Flask-Limiter checks every request of the app; the plugin limits only submissions
         # (sign-in, sign-up, password reset, referrals: all POST), so reads skip the check

@@ -7,11 +7,15 @@ mail server that is down loses nothing.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import re
 from collections.abc import Collection
 from typing import Any
 
 from flask import current_app, render_template
+from limits import parse
 from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
@@ -22,6 +26,8 @@ URL = re.compile(r"https?://[^\s<>\"]+")
 _TRAILING = ".,;:!?)]'"
 #: ``session.info`` key: the messages queued in this session, not yet tried
 QUEUED = "referral_queued_messages"
+
+log = logging.getLogger(__name__)
 
 
 def queue_email(
@@ -46,6 +52,35 @@ def queue_email(
     # remembered so the request can try it right after its commit (outbox.deliver_queued)
     session.info.setdefault(QUEUED, []).append(message)
     return message
+
+
+def recipient_allowed(to: str, template: str) -> bool:
+    """Count one email to ``to`` against ``REFERRAL_RECIPIENT_DAILY_LIMIT``; ``False`` (and
+    a log line naming the template, never the address) once the address is past it.
+
+    For the emails anyone can make the site send to an address they type: the caller
+    skips queueing when this says no and answers the visitor as usual, so the answer tells
+    nothing. The count lives in the app limiter's storage (``REFERRAL_RATELIMIT_STORAGE_URL``),
+    shared by every worker when that is Redis. Its key is an HMAC-SHA256 of the lower-cased
+    address under the app's ``SECRET_KEY``: the storage holds no address, nor a plain hash
+    someone could look an address up by.
+    """
+    limit = current_app.config["REFERRAL_RECIPIENT_DAILY_LIMIT"]
+    limiter = current_app.extensions["referral"].limiter
+    if not limit or not limiter.enabled:
+        return True
+    secret = current_app.secret_key or b""
+    key = secret.encode() if isinstance(secret, str) else secret
+    digest = hmac.new(key, to.strip().lower().encode(), hashlib.sha256).hexdigest()
+    prefix = current_app.config["REFERRAL_RATELIMIT_KEY_PREFIX"]
+    if limiter.limiter.hit(parse(limit), prefix, "recipient", digest):
+        return True
+    log.warning(
+        "Not queued: a %r email, its recipient has had %s (REFERRAL_RECIPIENT_DAILY_LIMIT).",
+        template,
+        limit,
+    )
+    return False
 
 
 def queue_template(

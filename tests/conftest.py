@@ -1,5 +1,6 @@
-"""Fixtures: ``app``, ``client``, ``runner``, ``session``, data builders, and a real SMTP
-server (``smtp_server``, aiosmtpd on 127.0.0.1) with ``closed_port`` for a server that is down.
+"""Fixtures: ``app``, ``client``, ``runner``, ``session``, data builders, a real SMTP
+server (``smtp_server``, aiosmtpd on 127.0.0.1) with ``closed_port`` for a server that is down,
+and ``redis_limits``: the rate limits in the real Redis at ``REFERRAL_TEST_REDIS_URL``.
 
 The database is real: a SQLite file per test (copied from one migrated template), or
 PostgreSQL + PostGIS when ``REFERRAL_TEST_DATABASE_URL`` is set (migrated once, tables
@@ -13,6 +14,7 @@ import re
 import shutil
 import socket
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from aiosmtpd.controller import Controller
 from flask import Flask
 from flask_login import FlaskLoginClient
@@ -37,6 +40,8 @@ from wsgi import create_app
 
 DATA = Path(__file__).parent / "data"
 PG_URL = os.environ.get("REFERRAL_TEST_DATABASE_URL")
+#: a Redis database the tests may write to (`make test` passes it; never flushed)
+REDIS_URL = os.environ.get("REFERRAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TAXONOMY = {
     "REFERRAL_MODALITIES": DEFAULT_MODALITIES,
     "REFERRAL_CONDITIONS": DEFAULT_CONDITIONS,
@@ -260,6 +265,41 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@dataclass
+class RedisLimits:
+    """The plugin's rate limits in a real Redis, under a key prefix of this test's own."""
+
+    url: str
+    prefix: str
+    client: redis.Redis
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {
+            "REFERRAL_RATELIMIT_STORAGE_URL": self.url,
+            "REFERRAL_RATELIMIT_KEY_PREFIX": self.prefix,
+        }
+
+    def stored_keys(self) -> list[str]:
+        return sorted(k.decode() for k in self.client.scan_iter(f"*{self.prefix}*"))
+
+
+@pytest.fixture
+def redis_limits() -> Iterator[RedisLimits]:
+    """Skips, saying why, when no Redis answers at ``REFERRAL_TEST_REDIS_URL``; removes only
+    its own keys afterwards, so runs in parallel do not meet."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis at {REDIS_URL} (REFERRAL_TEST_REDIS_URL): {exc}")
+    limits = RedisLimits(REDIS_URL, f"referral-test-{uuid.uuid4().hex}", client)
+    yield limits
+    for key in limits.stored_keys():
+        client.delete(key)
+    client.close()
 
 
 # --- accounts: real forms with their CSRF tokens, real password hashes -----------------

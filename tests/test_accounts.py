@@ -295,3 +295,24 @@ def test_concurrent_signup_with_the_same_address_gets_the_same_answer(
         )
     assert result is None
     assert session.scalar(select(func.count()).select_from(User)) == 1
+
+
+def test_account_emails_to_one_address_stop_at_the_daily_limit(make_app, session):
+    """Sign-up, "already registered" and reset emails all count for the address; past the
+    limit the visitor sees the same answer and nothing more is queued for it."""
+    client = make_app(REFERRAL_RECIPIENT_DAILY_LIMIT="3 per day").test_client()
+    assert _signup(client, email="ana@example.com").status_code == 200  # verify: 1
+    taken = _signup(client, email="Ana@Example.com", name="Someone Else")  # already registered
+    first = post_form(client, f"{P}/account/forgot", {"email": "ana@example.com"})  # reset: 3
+    past = post_form(client, f"{P}/account/forgot", {"email": "ana@example.com"})
+    assert taken.status_code == 200 and "Check your email" in taken.get_data(as_text=True)
+    assert first.status_code == past.status_code == 200
+    assert first.get_data(as_text=True) == past.get_data(as_text=True)
+    subjects = [m.subject.split(" · ")[0] for m in _outbox(session, to="ana@example.com")]
+    assert subjects == [
+        "Confirm your email address",
+        "Someone tried to sign up with your address",
+        "Reset your password",
+    ]
+    other = post_form(client, f"{P}/account/forgot", {"email": "ghost@example.com"})
+    assert other.get_data(as_text=True) == past.get_data(as_text=True)

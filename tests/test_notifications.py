@@ -114,3 +114,60 @@ def test_typed_text_is_never_a_link_in_an_email(ctx, session, add_practitioner):
         "http://localhost/find-a-therapist/inbox"
     ]
     assert "Nina https://evil.example/login" in notice.body_html
+
+
+def test_acknowledgements_stop_at_the_daily_limit_per_address(make_app, session, caplog):
+    """Anyone can type a stranger's address: past the limit the stranger gets no more
+    acknowledgements, the practitioner still gets every referral, and the log names no
+    address. Addresses differing only in case are one recipient."""
+    app = make_app(REFERRAL_RECIPIENT_DAILY_LIMIT="2 per day")
+    practitioner = Practitioner(name="Nina", status="active", email="nina@example.com")
+    session.add(practitioner)
+    session.commit()
+    typed = ["stranger@example.com", "Stranger@Example.COM", "stranger@example.com"]
+    with app.test_request_context("/"), caplog.at_level("WARNING", logger="referral.mail"):
+        for email in [*typed, "someone.else@example.com"]:
+            data = ReferralData(patient_name="Eve", email=email, consent_version="v")
+            create_referral(session, practitioner, data)
+    acknowledged = [
+        m.recipient.lower()
+        for m in session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+        if m.subject.startswith("We have received your request")
+    ]
+    assert acknowledged == ["stranger@example.com"] * 2 + ["someone.else@example.com"]
+    assert len(session.scalars(select(ReferralRequest)).all()) == 4
+    notices = session.scalars(
+        select(OutboxMessage).where(OutboxMessage.recipient == "nina@example.com")
+    ).all()
+    assert len(notices) == 4
+    [record] = caplog.records
+    assert "'acknowledgement'" in record.getMessage() and "2 per day" in record.getMessage()
+    assert "@" not in record.getMessage()
+
+
+def test_recipient_counts_are_shared_in_redis_under_keys_without_the_address(
+    make_app, session, redis_limits
+):
+    """Two apps on one Redis are two workers: one count per address between them, kept
+    under a keyed hash, so Redis holds neither the address nor its plain SHA-256."""
+    import hashlib
+
+    first, second = (
+        make_app(REFERRAL_RECIPIENT_DAILY_LIMIT="2 per day", **redis_limits.config)
+        for _ in range(2)
+    )
+    practitioner = Practitioner(name="Nina", status="active", email="nina@example.com")
+    session.add(practitioner)
+    session.commit()
+    for app in (first, second, first):
+        with app.test_request_context("/"):
+            data = ReferralData(patient_name="Eve", email="pat@example.com", consent_version="v")
+            create_referral(session, practitioner, data)
+    acks = session.scalars(
+        select(OutboxMessage).where(OutboxMessage.recipient == "pat@example.com")
+    ).all()
+    assert len(acks) == 2
+    [key] = redis_limits.stored_keys()
+    assert "recipient" in key
+    assert "pat@example.com" not in key
+    assert hashlib.sha256(b"pat@example.com").hexdigest() not in key
