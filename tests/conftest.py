@@ -1,6 +1,7 @@
 """Fixtures: ``app``, ``client``, ``runner``, ``session``, data builders, a real SMTP
 server (``smtp_server``, aiosmtpd on 127.0.0.1) with ``closed_port`` for a server that is down,
-and ``redis_limits``: the rate limits in the real Redis at ``REFERRAL_TEST_REDIS_URL``.
+``redis_limits``: the rate limits in the real Redis at ``REFERRAL_TEST_REDIS_URL``, and
+``serve``: the demo app under gunicorn in processes of its own, on the test's database.
 
 The database is real: a SQLite file per test (copied from one migrated template), or
 PostgreSQL + PostGIS when ``REFERRAL_TEST_DATABASE_URL`` is set (migrated once, tables
@@ -13,7 +14,11 @@ import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -300,6 +305,88 @@ def redis_limits() -> Iterator[RedisLimits]:
     for key in limits.stored_keys():
         client.delete(key)
     client.close()
+
+
+@dataclass
+class ServerProcess:
+    """One server process the ``serve`` fixture started."""
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def log(self) -> str:
+        """What the server wrote to stderr so far (gunicorn's log and the app's warnings)."""
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def serve(database_url: str, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start ``gunicorn wsgi:app`` in a process of its own, as production does, on the
+    test's database; ``config`` reaches the app as ``FLASK_*`` variables. The socket is
+    bound here and handed over (``fd://``), so the port is known and never raced for.
+    Every process started is stopped after the test."""
+    started: list[ServerProcess] = []
+    secret = f"test-secret-{uuid.uuid4().hex}"  # one key: a form from one process posts to another
+
+    def start(*, workers: int = 1, **config: Any) -> ServerProcess:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        port = listener.getsockname()[1]
+        env = {
+            **os.environ,
+            "FLASK_TESTING": "true",
+            "FLASK_SECRET_KEY": secret,
+            "FLASK_REFERRAL_DATABASE_URL": database_url,
+            "FLASK_REFERRAL_GEOCODER": "null",
+        }
+        env.pop("WEB_CONCURRENCY", None)
+        env.update({f"FLASK_{key}": str(value) for key, value in config.items()})
+        log_path = tmp_path / f"server-{port}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "gunicorn", "wsgi:app"),
+                    *("--workers", str(workers), "--bind", f"fd://{listener.fileno()}"),
+                ],
+                cwd=Path(__file__).parent.parent,
+                env=env,
+                pass_fds=(listener.fileno(),),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        listener.close()
+        server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
+        started.append(server)
+        _wait_until_serving(server, workers)
+        return server
+
+    yield start
+    for server in started:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+def _wait_until_serving(server: ServerProcess, workers: int) -> None:
+    """Until a page answers and every worker has booted (each logs "Booting worker")."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"the server exited with {server.process.returncode}:\n{server.log}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/find-a-therapist/", timeout=5):
+                if server.log.count("Booting worker") >= workers:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"the server did not answer within 60 s:\n{server.log}")
 
 
 # --- accounts: real forms with their CSRF tokens, real password hashes -----------------

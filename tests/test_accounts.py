@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.cookiejar import CookieJar
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
@@ -316,3 +320,33 @@ def test_account_emails_to_one_address_stop_at_the_daily_limit(make_app, session
     ]
     other = post_form(client, f"{P}/account/forgot", {"email": "ghost@example.com"})
     assert other.get_data(as_text=True) == past.get_data(as_text=True)
+
+
+def _post(opener, url: str, data: dict) -> int:
+    """POST over real HTTP; the status code, whatever it is."""
+    body = urllib.parse.urlencode(data).encode()
+    try:
+        with opener.open(urllib.request.Request(url, data=body), timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.parametrize(
+    ("storage", "answers"), [("redis", [401] * 5 + [429] * 5), ("memory", [401] * 10)]
+)
+def test_sign_in_limit_holds_across_two_server_processes(
+    request, serve, make_account, storage, answers
+):
+    """Two gunicorn processes on one database, attempts alternating between them: with the
+    limits in Redis the 6th attempt overall is refused; counted in each process's memory,
+    all 10 get through (5 each), which is what several workers without Redis allow."""
+    make_account("ana@example.com")
+    config = request.getfixturevalue("redis_limits").config if storage == "redis" else {}
+    servers = [serve(**config), serve(**config)]
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    with opener.open(servers[0].url + LOGIN, timeout=30) as page:
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.read().decode())
+    attempt = {"csrf_token": token.group(1), "email": "ana@example.com", "password": "wrong!"}
+    got = [_post(opener, servers[i % 2].url + LOGIN, attempt) for i in range(10)]
+    assert got == answers
