@@ -4,7 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 MAIL_PORT ?= 8025
-EXTRAS ?= test,postgres,postcodes,demo,server,bench
+EXTRAS ?= test,postgres,postcodes,demo,server,bench,redis
+# Redis for the rate-limit tests (a database they share, each test under its own key prefix);
+# they skip, saying so, when it is unreachable.
+REDIS_URL ?= redis://127.0.0.1:6379/15
 # PostgreSQL for the second test run; `make test` skips it, saying so, when unreachable.
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/referral_test
 PYTEST_ARGS ?=
@@ -64,10 +67,11 @@ chromium:
 
 test: lint chromium
 	$(BIN)/coverage erase
-	$(BIN)/pytest --cov=referral --cov-report= $(PYTEST_ARGS)
+	REFERRAL_TEST_REDIS_URL="$(REDIS_URL)" $(BIN)/pytest --cov=referral --cov-report= $(PYTEST_ARGS)
 	@if $(BIN)/python tests/pg_ready.py "$(PG_URL)"; then \
 	  echo "== the same suite on PostgreSQL + PostGIS ($(PG_URL))"; \
-	  REFERRAL_TEST_DATABASE_URL="$(PG_URL)" $(BIN)/pytest -m "not browser" \
+	  REFERRAL_TEST_DATABASE_URL="$(PG_URL)" REFERRAL_TEST_REDIS_URL="$(REDIS_URL)" \
+	    $(BIN)/pytest -m "not browser" \
 	    --cov=referral --cov-append --cov-report= $(PYTEST_ARGS) || exit 1; \
 	else \
 	  echo "SKIPPED the PostgreSQL run: no PostgreSQL with PostGIS at $(PG_URL) (SQLite only)."; \

@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from referral.errors import InvalidInput
-from referral.mail import queue_template
+from referral.listings import check_name
+from referral.mail import queue_template, recipient_allowed
 from referral.models import Practitioner, User, new_session_token, utcnow
 from referral.urls import external_url
 
@@ -105,6 +106,10 @@ def find_user(session: Session, email: str) -> User | None:
 
 
 def _email(session: Session, user: User, template: str, subject: str, **context: Any) -> None:
+    """Queue an account email, unless the address is past ``REFERRAL_RECIPIENT_DAILY_LIMIT``
+    (anyone can type it into sign-up or forgot-password); the caller answers the same."""
+    if not recipient_allowed(user.email, template):
+        return
     site = current_app.config["REFERRAL_SITE_NAME"]
     queue_template(
         session,
@@ -123,11 +128,12 @@ def sign_up(
     """Create an unverified account with a draft listing and queue the confirmation email.
 
     A taken email gets a note to its owner instead, and the caller shows the same answer:
-    returns ``None`` then. Raises :class:`InvalidInput` for a bad email or weak password.
+    returns ``None`` then. Raises :class:`InvalidInput` for a bad email, a name holding a web
+    address or markup (:func:`referral.listings.check_name`) or a weak password.
     """
     email = normalise_email(email)
+    name = check_name(name)
     check_password_strength(password, email, int(config["REFERRAL_PASSWORD_MIN_LENGTH"]))
-    name = name.strip()
     if not name:
         raise InvalidInput("missing_name", "Please enter your name as patients should see it.")
     # hashed whether or not the address is taken: both answers cost the same

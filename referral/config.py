@@ -231,8 +231,15 @@ SETTINGS: dict[str, Setting] = {
     ),
     "RATELIMIT_STORAGE_URL": Setting(
         "memory://",
-        "Flask-Limiter storage for the sign-in, email and referral rate limits; use Redis "
-        "(`redis://host:6379`) when several workers serve the site.",
+        "Flask-Limiter storage for the sign-in, email, referral and recipient rate limits. "
+        "`memory://` counts in each process; when several workers serve the site use Redis "
+        "(`redis://host:6379/0`, `pip install 'referral[redis]'`): the plugin logs a warning "
+        "at start-up when it sees several workers counting in memory.",
+    ),
+    "RATELIMIT_KEY_PREFIX": Setting(
+        "referral",
+        "Prefix of the plugin's keys in that storage; give each site its own when several "
+        "share one Redis.",
     ),
     "SIGNIN_RATE_LIMIT": Setting(
         "5 per minute", "Sign-in attempts allowed per client address (Flask-Limiter syntax)."
@@ -240,6 +247,15 @@ SETTINGS: dict[str, Setting] = {
     "EMAIL_RATE_LIMIT": Setting(
         "10 per hour",
         "Sign-ups and password-reset requests allowed per client address; each sends an email.",
+    ),
+    "RECIPIENT_DAILY_LIMIT": Setting(
+        "5 per day",
+        "Emails anyone can make the site send to an address they type (a patient's "
+        "acknowledgement; account emails: confirm, reset, already registered) one address may "
+        "receive (Flask-Limiter syntax), counted across workers in "
+        "`REFERRAL_RATELIMIT_STORAGE_URL` under a keyed hash of the address. Past it the email is "
+        "not queued; the visitor's answer is the same and a referral still reaches the "
+        "practitioner. `None` turns it off.",
     ),
     "REFERRAL_RATE_LIMIT": Setting(
         "10 per hour",

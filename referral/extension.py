@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+import sys
 from datetime import timedelta
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import parse
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,6 +20,10 @@ from referral import db, embed, routing, theme, urls
 from referral.auth import init_login
 from referral.geo.geocode import provider_class
 from referral.sender import BackgroundSender
+
+log = logging.getLogger(__name__)
+#: gunicorn's worker count on its command line: ``-w 4``, ``-w4``, ``--workers 4``, ``--workers=4``
+_GUNICORN_WORKERS = re.compile(r"(?:^|\s)(?:-w\s*|--workers[=\s]\s*)(\d+)")
 
 
 class Referral:
@@ -42,6 +51,8 @@ class Referral:
         _check_embedding(app.config)
         app.config["REFERRAL_PUBLIC_URL"] = urls.check_public_url(app.config["REFERRAL_PUBLIC_URL"])
         urls.check_deployment(app)
+        if app.config["REFERRAL_RECIPIENT_DAILY_LIMIT"]:
+            parse(app.config["REFERRAL_RECIPIENT_DAILY_LIMIT"])  # a typo fails at start-up
 
         engine = self._engine_arg
         if engine is None:
@@ -59,11 +70,12 @@ class Referral:
             get_remote_address,
             app=app,
             storage_uri=app.config["REFERRAL_RATELIMIT_STORAGE_URL"],
-            key_prefix="referral",
+            key_prefix=app.config["REFERRAL_RATELIMIT_KEY_PREFIX"],
         )
         # Flask-Limiter checks every request of the app; the plugin limits only submissions
         # (sign-in, sign-up, password reset, referrals: all POST), so reads skip the check
         state.limiter.request_filter(_is_read)
+        _warn_about_memory_limits(app.config["REFERRAL_RATELIMIT_STORAGE_URL"])
 
         from referral.cli import referral_cli
         from referral.views import make_blueprint
@@ -80,6 +92,43 @@ class Referral:
     def session(self) -> Session:
         """The session of the current app context."""
         return db.get_session()
+
+
+def worker_processes() -> int | None:
+    """How many worker processes the server running this app says it has, if it says.
+
+    What is seen: uWSGI's ``uwsgi.numproc`` (the module exists only inside uWSGI);
+    gunicorn, recognised by the ``SERVER_SOFTWARE=gunicorn/...`` its master puts in the
+    environment, with ``-w``/``--workers`` on its command line or in ``GUNICORN_CMD_ARGS``;
+    and ``WEB_CONCURRENCY``, which gunicorn reads as its default and platforms set. Not
+    seen: workers set only in a gunicorn config file, other servers, and several servers
+    started separately behind one proxy. ``None`` when nothing says.
+    """
+    counts: list[int] = []
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is not None and isinstance(getattr(uwsgi, "numproc", None), int):
+        counts.append(uwsgi.numproc)
+    if os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/"):
+        command = " ".join([*sys.argv[1:], os.environ.get("GUNICORN_CMD_ARGS", "")])
+        counts += [int(n) for n in _GUNICORN_WORKERS.findall(command)]
+    if os.environ.get("WEB_CONCURRENCY", "").strip().isdigit():
+        counts.append(int(os.environ["WEB_CONCURRENCY"]))
+    return max(counts) if counts else None
+
+
+def _warn_about_memory_limits(storage_url: str) -> None:
+    """Log a warning when several workers would each count the limits in their own memory:
+    with 4 workers, "5 sign-ins a minute" would allow 20."""
+    workers = worker_processes()
+    if storage_url.startswith("memory://") and workers is not None and workers > 1:
+        log.warning(
+            "REFERRAL_RATELIMIT_STORAGE_URL is memory:// but this server runs %d worker "
+            "processes: each counts the sign-in, email and referral limits on its own, so "
+            "they allow %d times as many. Share one storage: pip install 'referral[redis]' "
+            "and set REFERRAL_RATELIMIT_STORAGE_URL=redis://host:6379/0.",
+            workers,
+            workers,
+        )
 
 
 def _is_read() -> bool:

@@ -46,6 +46,9 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from referral.errors import InvalidInput
+from referral.listings import check_name
+
 #: name of the honeypot field: hidden from people, filled in by form-spamming bots
 HONEYPOT = "website"
 REASON_MAX_LENGTH = 1000
@@ -98,6 +101,12 @@ class ReferralForm(FlaskForm):
 
     def is_bot(self) -> bool:
         return bool((self.website.data or "").strip())
+
+    def validate_patient_name(self, field: StringField) -> None:
+        try:
+            field.data = check_name(field.data)
+        except InvalidInput as exc:
+            raise ValidationError(exc.message) from None
 
     def validate_email(self, field: StringField) -> None:
         try:

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, selectinload
 from referral.accounts import normalise_email
 from referral.errors import InvalidInput
 from referral.geo.postcodes import normalise_postcode
-from referral.listings import by_slugs, check_phone, check_website, geocode
+from referral.listings import by_slugs, check_name, check_phone, check_website, geocode
 from referral.models import HealthFund, Location, Modality, Practitioner, PractitionerFund, utcnow
 from referral.signals import listing_submitted
 
@@ -276,6 +276,11 @@ def _check(
         problems.append("name is empty")
     elif len(name) > 200:
         problems.append("name is longer than 200 characters")
+    else:
+        try:
+            check_name(name)
+        except InvalidInput:
+            problems.append(f"name {name[:60]!r} holds a web address or markup, not only a name")
     modalities = list(dict.fromkeys(_split(record["modalities"])))
     if not modalities:
         problems.append("modalities is empty")

@@ -8,6 +8,7 @@ Every function commits its change or raises :class:`InvalidInput` having changed
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,6 +42,12 @@ DAY_NAMES = dict(
         strict=True,
     )
 )
+#: what turns a name into a link or markup once it is in an email: a scheme (``https://``),
+#: ``www.``, a host followed by a path (``evil.example/``), angle brackets
+_LINK_OR_MARKUP = re.compile(r"://|\bwww\.|\b(?:[a-z0-9-]+\.)+[a-z]{2,}(?::\d+)?/|[<>]", re.I)
+#: bidirectional embeddings, overrides and isolates: they make text read differently
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+NAME_REFUSED = "Please write just the name here, without a web address or the signs < and >."
 _INTERVAL = re.compile(r"^(\d{1,2})(?::(\d{2}))?\s*[-\u2013]\s*(\d{1,2})(?::(\d{2}))?$")
 
 
@@ -89,6 +96,25 @@ def check_phone(phone: str | None, country: str) -> str | None:
     return phone
 
 
+def check_name(text: str | None, *, code: str = "invalid_name") -> str:
+    """A person's or a practice's name, stripped; :class:`InvalidInput` (``code``) when it
+    holds a web address, markup or control characters.
+
+    The one check for every name that reaches an email or a page: the referral form's
+    patient name, the practitioner's and the practice's names at sign-up, in the listing
+    editor and in a CSV import. Names go into the site's own emails (the acknowledgement
+    greets the patient by name), where a mail client would make a web address in one a
+    link: refused, someone can no longer make the site send a stranger a link of their
+    choosing. An empty name is returned as ``""``; whether one is required is the caller's.
+    """
+    name = (text or "").strip()
+    if _LINK_OR_MARKUP.search(name) or any(
+        unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS for ch in name
+    ):
+        raise InvalidInput(code, NAME_REFUSED)
+    return name
+
+
 def by_slugs(session: Session, model: type, slugs: list[str], what: str) -> list[Any]:
     """Taxonomy rows for ``slugs``, refusing unknown ones by name."""
     slugs = list(dict.fromkeys(s for s in slugs if s))
@@ -114,9 +140,11 @@ def update_profile(
     ``data`` holds the form's fields, ``modalities``/``conditions`` as slug lists and
     ``funds`` as ``{fund slug: provider number or None}``.
     """
-    name = _clean(data.get("name"), 200)
+    name = _clean(check_name(data.get("name")), 200)
     if not name:
         raise InvalidInput("missing_name", "Please enter your name.")
+    business = check_name(data.get("business_name"), code="invalid_business_name")
+    business_name = _clean(business, 200)
     modalities = by_slugs(session, Modality, list(data.get("modalities") or []), "modality")
     conditions = by_slugs(session, Condition, list(data.get("conditions") or []), "condition")
     funds_in = dict(data.get("funds") or {})
@@ -134,7 +162,7 @@ def update_profile(
     for field, value in credentials.items():
         setattr(practitioner, field, value)
     practitioner.name = name
-    practitioner.business_name = _clean(data.get("business_name"), 200)
+    practitioner.business_name = business_name
     practitioner.bio = (data.get("bio") or "").strip()[:5000]
     practitioner.phone = phone
     practitioner.website = website

@@ -14,7 +14,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from referral.mail import queue_template
+from referral.mail import queue_template, recipient_allowed
 from referral.models import OutboxMessage, Practitioner, ReferralRequest
 from referral.outbox import queue_webhook
 from referral.urls import external_url
@@ -36,7 +36,8 @@ def practitioner_email(practitioner: Practitioner | None) -> str | None:
 
 def referral_created(session: Session, referral: ReferralRequest) -> list[OutboxMessage]:
     """Queue the practitioner's notice, the patient's acknowledgement (with a cancel
-    link), the referrer's copy and the webhook."""
+    link; not past ``REFERRAL_RECIPIENT_DAILY_LIMIT`` for that address), the referrer's
+    copy and the webhook."""
     from referral.referrals import cancel_token
 
     queued: list[OutboxMessage] = []
@@ -47,17 +48,19 @@ def referral_created(session: Session, referral: ReferralRequest) -> list[Outbox
         queued.append(
             _queue(session, referral, to, f"New referral request · {site}", "new_referral", context)
         )
-    cancel_url = external_url("referral.cancel", token=cancel_token(referral))
-    queued.append(
-        _queue(
-            session,
-            referral,
-            referral.email,
-            f"We have received your request · {site}",
-            "acknowledgement",
-            {**context, "cancel_url": cancel_url},
+    # anyone can type someone else's address: a few acknowledgements a day per address
+    if recipient_allowed(referral.email, "acknowledgement"):
+        cancel_url = external_url("referral.cancel", token=cancel_token(referral))
+        queued.append(
+            _queue(
+                session,
+                referral,
+                referral.email,
+                f"We have received your request · {site}",
+                "acknowledgement",
+                {**context, "cancel_url": cancel_url},
+            )
         )
-    )
     referrer_to = practitioner_email(referral.referrer)
     if referrer_to:
         queued.append(

@@ -1,5 +1,7 @@
-"""Fixtures: ``app``, ``client``, ``runner``, ``session``, data builders, and a real SMTP
-server (``smtp_server``, aiosmtpd on 127.0.0.1) with ``closed_port`` for a server that is down.
+"""Fixtures: ``app``, ``client``, ``runner``, ``session``, data builders, a real SMTP
+server (``smtp_server``, aiosmtpd on 127.0.0.1) with ``closed_port`` for a server that is down,
+``redis_limits``: the rate limits in the real Redis at ``REFERRAL_TEST_REDIS_URL``, and
+``serve``: the demo app under gunicorn in processes of its own, on the test's database.
 
 Requests never send mail: they commit it to the outbox. Test apps have the background
 sender off, and reading what ``smtp_server`` received first runs one outbox pass for each
@@ -17,7 +19,12 @@ import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -26,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from aiosmtpd.controller import Controller
 from flask import Flask
 from flask_login import FlaskLoginClient
@@ -42,6 +50,8 @@ from wsgi import create_app
 
 DATA = Path(__file__).parent / "data"
 PG_URL = os.environ.get("REFERRAL_TEST_DATABASE_URL")
+#: a Redis database the tests may write to (`make test` passes it; never flushed)
+REDIS_URL = os.environ.get("REFERRAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TAXONOMY = {
     "REFERRAL_MODALITIES": DEFAULT_MODALITIES,
     "REFERRAL_CONDITIONS": DEFAULT_CONDITIONS,
@@ -343,6 +353,123 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@dataclass
+class RedisLimits:
+    """The plugin's rate limits in a real Redis, under a key prefix of this test's own."""
+
+    url: str
+    prefix: str
+    client: redis.Redis
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {
+            "REFERRAL_RATELIMIT_STORAGE_URL": self.url,
+            "REFERRAL_RATELIMIT_KEY_PREFIX": self.prefix,
+        }
+
+    def stored_keys(self) -> list[str]:
+        return sorted(k.decode() for k in self.client.scan_iter(f"*{self.prefix}*"))
+
+
+@pytest.fixture
+def redis_limits() -> Iterator[RedisLimits]:
+    """Skips, saying why, when no Redis answers at ``REFERRAL_TEST_REDIS_URL``; removes only
+    its own keys afterwards, so runs in parallel do not meet."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis at {REDIS_URL} (REFERRAL_TEST_REDIS_URL): {exc}")
+    limits = RedisLimits(REDIS_URL, f"referral-test-{uuid.uuid4().hex}", client)
+    yield limits
+    for key in limits.stored_keys():
+        client.delete(key)
+    client.close()
+
+
+@dataclass
+class ServerProcess:
+    """One server process the ``serve`` fixture started."""
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def log(self) -> str:
+        """What the server wrote to stderr so far (gunicorn's log and the app's warnings)."""
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def serve(database_url: str, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start ``gunicorn wsgi:app`` in a process of its own, as production does, on the
+    test's database; ``config`` reaches the app as ``FLASK_*`` variables. The socket is
+    bound here and handed over (``fd://``), so the port is known and never raced for.
+    Every process started is stopped after the test."""
+    started: list[ServerProcess] = []
+    secret = f"test-secret-{uuid.uuid4().hex}"  # one key: a form from one process posts to another
+
+    def start(*, workers: int = 1, **config: Any) -> ServerProcess:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        port = listener.getsockname()[1]
+        env = {
+            **os.environ,
+            "FLASK_TESTING": "true",
+            "FLASK_SECRET_KEY": secret,
+            "FLASK_REFERRAL_DATABASE_URL": database_url,
+            "FLASK_REFERRAL_GEOCODER": "null",
+        }
+        env.pop("WEB_CONCURRENCY", None)
+        env.update({f"FLASK_{key}": str(value) for key, value in config.items()})
+        log_path = tmp_path / f"server-{port}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "gunicorn", "wsgi:app"),
+                    *("--workers", str(workers), "--bind", f"fd://{listener.fileno()}"),
+                ],
+                cwd=Path(__file__).parent.parent,
+                env=env,
+                pass_fds=(listener.fileno(),),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        listener.close()
+        server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
+        started.append(server)
+        _wait_until_serving(server, workers)
+        return server
+
+    yield start
+    for server in started:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+def _wait_until_serving(server: ServerProcess, workers: int) -> None:
+    """Until a page answers and every worker has booted (each logs "Booting worker")."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"the server exited with {server.process.returncode}:\n{server.log}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/find-a-therapist/", timeout=5):
+                if server.log.count("Booting worker") >= workers:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"the server did not answer within 60 s:\n{server.log}")
 
 
 # --- accounts: real forms with their CSRF tokens, real password hashes -----------------

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.cookiejar import CookieJar
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
@@ -93,6 +97,15 @@ def test_weak_password_is_refused_with_a_message(client, session, password, mess
     response = _signup(client, password=password)
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(User)) == 0
+    assert _outbox(session) == []
+
+
+@pytest.mark.parametrize("name", ["Ana www.evil.example", "Ana <i>Lima</i>", "Ana\x1b[2J"])
+def test_name_with_a_web_address_or_markup_is_refused_beside_the_field(client, session, name):
+    response = _signup(client, name=name)
+    assert response.status_code == 400
+    assert "without a web address" in response.get_data(as_text=True)
     assert session.scalar(select(func.count()).select_from(User)) == 0
     assert _outbox(session) == []
 
@@ -294,3 +307,54 @@ def test_concurrent_signup_with_the_same_address_gets_the_same_answer(
         )
     assert result is None
     assert session.scalar(select(func.count()).select_from(User)) == 1
+
+
+def test_account_emails_to_one_address_stop_at_the_daily_limit(make_app, session):
+    """Sign-up, "already registered" and reset emails all count for the address; past the
+    limit the visitor sees the same answer and nothing more is queued for it."""
+    client = make_app(REFERRAL_RECIPIENT_DAILY_LIMIT="3 per day").test_client()
+    assert _signup(client, email="ana@example.com").status_code == 200  # verify: 1
+    taken = _signup(client, email="Ana@Example.com", name="Someone Else")  # already registered
+    first = post_form(client, f"{P}/account/forgot", {"email": "ana@example.com"})  # reset: 3
+    past = post_form(client, f"{P}/account/forgot", {"email": "ana@example.com"})
+    assert taken.status_code == 200 and "Check your email" in taken.get_data(as_text=True)
+    assert first.status_code == past.status_code == 200
+    assert first.get_data(as_text=True) == past.get_data(as_text=True)
+    subjects = [m.subject.split(" · ")[0] for m in _outbox(session, to="ana@example.com")]
+    assert subjects == [
+        "Confirm your email address",
+        "Someone tried to sign up with your address",
+        "Reset your password",
+    ]
+    other = post_form(client, f"{P}/account/forgot", {"email": "ghost@example.com"})
+    assert other.get_data(as_text=True) == past.get_data(as_text=True)
+
+
+def _post(opener, url: str, data: dict) -> int:
+    """POST over real HTTP; the status code, whatever it is."""
+    body = urllib.parse.urlencode(data).encode()
+    try:
+        with opener.open(urllib.request.Request(url, data=body), timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.parametrize(
+    ("storage", "answers"), [("redis", [401] * 5 + [429] * 5), ("memory", [401] * 10)]
+)
+def test_sign_in_limit_holds_across_two_server_processes(
+    request, serve, make_account, storage, answers
+):
+    """Two gunicorn processes on one database, attempts alternating between them: with the
+    limits in Redis the 6th attempt overall is refused; counted in each process's memory,
+    all 10 get through (5 each), which is what several workers without Redis allow."""
+    make_account("ana@example.com")
+    config = request.getfixturevalue("redis_limits").config if storage == "redis" else {}
+    servers = [serve(**config), serve(**config)]
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    with opener.open(servers[0].url + LOGIN, timeout=30) as page:
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.read().decode())
+    attempt = {"csrf_token": token.group(1), "email": "ana@example.com", "password": "wrong!"}
+    got = [_post(opener, servers[i % 2].url + LOGIN, attempt) for i in range(10)]
+    assert got == answers

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import sys
+from types import SimpleNamespace
+
 import pytest
 from flask import Flask
 from sqlalchemy import create_engine
@@ -109,3 +112,61 @@ def test_plugin_limiter_checks_submissions_only(make_app, make_account):
         assert client.get("/find-a-therapist/").status_code == 200
     assert sign_in(client, "known@example.com", "wrong password!").status_code == 401
     assert sign_in(client, "known@example.com", "wrong password!").status_code == 429
+
+
+WARNING = "REFERRAL_RATELIMIT_STORAGE_URL is memory:// but this server runs"
+
+
+def test_gunicorn_with_two_workers_and_memory_limits_logs_a_warning(serve):
+    server = serve(workers=2)
+    assert f"{WARNING} 2 worker processes" in server.log
+    assert "REFERRAL_RATELIMIT_STORAGE_URL=redis://" in server.log
+
+
+@pytest.mark.parametrize(
+    ("environ", "argv", "workers"),
+    [
+        ({"SERVER_SOFTWARE": "gunicorn/23.0.0"}, ["gunicorn", "-w", "4", "wsgi:app"], 4),
+        ({"SERVER_SOFTWARE": "gunicorn/23.0.0"}, ["gunicorn", "--workers=3", "wsgi:app"], 3),
+        (
+            {"SERVER_SOFTWARE": "gunicorn/23.0.0", "GUNICORN_CMD_ARGS": "-w2 -b :80"},
+            ["gunicorn", "wsgi:app"],
+            2,
+        ),
+        ({"WEB_CONCURRENCY": "4"}, ["app"], 4),
+        ({"SERVER_SOFTWARE": "gunicorn/23.0.0"}, ["gunicorn", "wsgi:app"], None),
+        ({}, ["flask", "run", "-w", "4"], None),  # not gunicorn: its -w is not a worker count
+    ],
+)
+def test_worker_processes_reads_what_the_server_says(monkeypatch, environ, argv, workers):
+    from referral.extension import worker_processes
+
+    for name in ("SERVER_SOFTWARE", "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("sys.argv", argv)
+    assert worker_processes() == workers
+
+
+def test_the_warning_is_for_several_workers_counting_in_memory_only(monkeypatch, make_app, caplog):
+    monkeypatch.setenv("WEB_CONCURRENCY", "4")
+    with caplog.at_level("WARNING", logger="referral.extension"):
+        make_app(REFERRAL_RATELIMIT_STORAGE_URL="redis://127.0.0.1:6379/15")
+        assert caplog.records == []
+        monkeypatch.setenv("WEB_CONCURRENCY", "1")
+        make_app()
+        assert caplog.records == []
+        monkeypatch.setenv("WEB_CONCURRENCY", "4")
+        make_app()
+    [record] = caplog.records
+    assert f"{WARNING} 4 worker processes" in record.getMessage()
+
+
+def test_worker_processes_asks_uwsgi_inside_uwsgi(monkeypatch):
+    """The ``uwsgi`` module exists only in uWSGI's workers; a stand-in plays it here."""
+    from referral.extension import worker_processes
+
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    monkeypatch.setitem(sys.modules, "uwsgi", SimpleNamespace(numproc=3))
+    assert worker_processes() == 3

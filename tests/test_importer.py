@@ -79,6 +79,8 @@ def test_changed_row_updates_in_place(app, session):
         ("m-9,Zed,yoga,,,2000,,AU,200,151,,,,", "lat 200 is out of range"),
         ("m-9,Zed,reiki,,,2000,,AU,,,,,,", "unknown modality 'reiki'"),
         ("m-9,,yoga,,,2000,,AU,,,,,,", "name is empty"),
+        ("m-9,Zed https://evil.example,yoga,,,2000,,AU,,,,,,", "holds a web address or markup"),
+        ("m-9,<b>Zed</b>,yoga,,,2000,,AU,,,,,,", "holds a web address or markup"),
         ("m-9,Zed,yoga,,,9999,,AU,,,,,,", "could not find the postcode"),
         ("m-9,Zed,yoga,,,,,AU,,,,,,", "no lat/lon and no postcode"),
         ("m-9,Zed,yoga,,,2000,,AU,-33,,,,,", "give both lat and lon"),

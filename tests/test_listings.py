@@ -73,6 +73,8 @@ def test_update_profile_stores_every_field(session, mine, app):
     "change, message",
     [
         ({"name": " "}, "enter your name"),
+        ({"name": "Ana https://evil.example/login"}, "without a web address"),
+        ({"business_name": "Harbour www.evil.example"}, "without a web address"),
         ({"modalities": ["reiki"]}, "Unknown modality: reiki"),
         ({"website": "javascript:alert(1)"}, "website address"),
         ({"website": "http://[oops.example"}, "website address"),
@@ -86,6 +88,57 @@ def test_bad_profile_input_changes_nothing(session, mine, change, message):
     with pytest.raises(InvalidInput, match=message):
         listings.update_profile(session, mine, {**PROFILE, **change}, "AU")
     session.rollback()
+    assert session.get(Practitioner, mine.id).business_name is None
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Eve ... visit https://evil.example/login now",
+        "hxxp://x HTTPS://EVIL.EXAMPLE",
+        "Visit WWW.evil.example",
+        "Eve, see evil.example/login",
+        "Eve at evil.co.uk:8080/x",
+        "<script>alert(1)</script>",
+        "Eve > Bob",
+        "Eve\nBcc: bob@example.com",
+        "Eve\x00",
+        "Eve\u2028Bob",
+        "Eve \u202egnp.exe",
+    ],
+)
+def test_check_name_refuses_web_addresses_markup_and_control_characters(name):
+    with pytest.raises(InvalidInput) as caught:
+        listings.check_name(name)
+    assert caught.value.code == "invalid_name"
+    assert caught.value.message == (
+        "Please write just the name here, without a web address or the signs < and >."
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Dr. J. O'Brien-Smith",
+        "Zoë Ångström",
+        "李小龍",
+        "Massage @ Home",
+        "St. Kilda Physio & Pilates Pty. Ltd.",
+        "Body/Mind Studio",
+        "Ana (she/her)",
+    ],
+)
+def test_check_name_keeps_real_names_stripped(name):
+    assert listings.check_name(f"  {name} ") == name
+
+
+def test_editor_shows_a_refused_business_name_beside_its_field(client, session, mine):
+    sign_in(client, "ana@example.com")
+    data = {**_form(PROFILE), "business_name": "Harbour <a href=x>Massage</a>"}
+    response = post_form(client, f"{P}/account/listing", data)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and "without a web address" in html
+    session.expire_all()
     assert session.get(Practitioner, mine.id).business_name is None
 
 

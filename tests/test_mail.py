@@ -24,9 +24,28 @@ def test_queue_email_only_adds_to_the_callers_transaction(session):
 
 
 def test_html_part_escapes_and_links():
-    [first, second] = html_paragraphs("Hi <b>Pat</b> & co\n\nGo to https://x.example/a?b=1&c=2")
+    link = "https://x.example/a?b=1&c=2"
+    [first, second] = html_paragraphs(f"Hi <b>Pat</b> & co\n\nGo to {link}.", {link})
     assert first == "Hi &lt;b&gt;Pat&lt;/b&gt; &amp; co"
-    assert 'href="https://x.example/a?b=1&amp;c=2"' in second
+    assert second == (
+        'Go to <a href="https://x.example/a?b=1&amp;c=2">https://x.example/a?b=1&amp;c=2</a>.'
+    )
+
+
+def test_html_part_links_only_the_urls_it_is_given():
+    """A URL someone typed stays text, even one that starts like ours."""
+    ours = "https://clinic.example/cancel/abc"
+    text = (
+        f"Hello Eve visit https://evil.example/login now,\n"
+        f"{ours}\n{ours}.evil.example/x and {ours}/../../evil\n"
+        'https://evil.example/"><script>x</script>'
+    )
+    [paragraph] = html_paragraphs(text, {ours})
+    assert paragraph.count("<a ") == 1
+    assert f'<a href="{ours}">{ours}</a><br>' in paragraph
+    assert "https://evil.example/login" in paragraph and 'href="https://evil' not in paragraph
+    assert "&lt;script&gt;" in paragraph and "<script>" not in paragraph
+    assert html_paragraphs("See https://x.example/a") == ["See https://x.example/a"]
 
 
 def test_queue_template_writes_text_and_html_from_one_template(app, session, make_account):

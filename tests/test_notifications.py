@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from sqlalchemy import select
@@ -87,3 +88,86 @@ def test_webhook_carries_ids_and_status_only(ctx, app, session, add_practitioner
         }
     assert session.scalars(select(ReferralRequest)).one().id == bodies[0]["referral_id"]
     assert session.get(Practitioner, bodies[0]["practitioner_id"]).name == "Nina"
+
+
+def test_typed_text_is_never_a_link_in_an_email(ctx, session, add_practitioner):
+    """Only the links the site makes are links: a name typed with a URL in it, here from a
+    listing stored before names were checked and a host calling ``create_referral`` with
+    its own validation, stays escaped text in the acknowledgement."""
+    nina = add_practitioner(
+        "Nina https://evil.example/login", (-33.8, 151.2), email="nina@example.com"
+    )
+    data = ReferralData(
+        patient_name="Eve <b>visit</b> www.evil.example/a https://evil.example/b now",
+        email="stranger@example.com",
+        consent_version="v",
+    )
+    create_referral(session, nina, data)
+    messages = {m.recipient: m for m in session.scalars(select(OutboxMessage))}
+    ack = messages["stranger@example.com"]
+    [cancel_url] = re.findall(r"http://localhost/\S+/referrals/cancel/\S+", ack.body_text)
+    assert re.findall(r"<a [^>]*>", ack.body_html) == [f'<a href="{cancel_url}">']
+    assert "https://evil.example/b now" in ack.body_html
+    assert "Eve &lt;b&gt;visit&lt;/b&gt;" in ack.body_html
+    notice = messages["nina@example.com"]
+    assert re.findall(r'<a href="([^"]+)">', notice.body_html) == [
+        "http://localhost/find-a-therapist/inbox"
+    ]
+    assert "Nina https://evil.example/login" in notice.body_html
+
+
+def test_acknowledgements_stop_at_the_daily_limit_per_address(make_app, session, caplog):
+    """Anyone can type a stranger's address: past the limit the stranger gets no more
+    acknowledgements, the practitioner still gets every referral, and the log names no
+    address. Addresses differing only in case are one recipient."""
+    app = make_app(REFERRAL_RECIPIENT_DAILY_LIMIT="2 per day")
+    practitioner = Practitioner(name="Nina", status="active", email="nina@example.com")
+    session.add(practitioner)
+    session.commit()
+    typed = ["stranger@example.com", "Stranger@Example.COM", "stranger@example.com"]
+    with app.test_request_context("/"), caplog.at_level("WARNING", logger="referral.mail"):
+        for email in [*typed, "someone.else@example.com"]:
+            data = ReferralData(patient_name="Eve", email=email, consent_version="v")
+            create_referral(session, practitioner, data)
+    acknowledged = [
+        m.recipient.lower()
+        for m in session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+        if m.subject.startswith("We have received your request")
+    ]
+    assert acknowledged == ["stranger@example.com"] * 2 + ["someone.else@example.com"]
+    assert len(session.scalars(select(ReferralRequest)).all()) == 4
+    notices = session.scalars(
+        select(OutboxMessage).where(OutboxMessage.recipient == "nina@example.com")
+    ).all()
+    assert len(notices) == 4
+    [record] = caplog.records
+    assert "'acknowledgement'" in record.getMessage() and "2 per day" in record.getMessage()
+    assert "@" not in record.getMessage()
+
+
+def test_recipient_counts_are_shared_in_redis_under_keys_without_the_address(
+    make_app, session, redis_limits
+):
+    """Two apps on one Redis are two workers: one count per address between them, kept
+    under a keyed hash, so Redis holds neither the address nor its plain SHA-256."""
+    import hashlib
+
+    first, second = (
+        make_app(REFERRAL_RECIPIENT_DAILY_LIMIT="2 per day", **redis_limits.config)
+        for _ in range(2)
+    )
+    practitioner = Practitioner(name="Nina", status="active", email="nina@example.com")
+    session.add(practitioner)
+    session.commit()
+    for app in (first, second, first):
+        with app.test_request_context("/"):
+            data = ReferralData(patient_name="Eve", email="pat@example.com", consent_version="v")
+            create_referral(session, practitioner, data)
+    acks = session.scalars(
+        select(OutboxMessage).where(OutboxMessage.recipient == "pat@example.com")
+    ).all()
+    assert len(acks) == 2
+    [key] = redis_limits.stored_keys()
+    assert "recipient" in key
+    assert "pat@example.com" not in key
+    assert hashlib.sha256(b"pat@example.com").hexdigest() not in key

@@ -160,6 +160,10 @@ def test_forged_csrf_token_is_400(client, session, nina):
         ("phone", "12345", "Please check the phone number"),
         ("phone", "not a phone", "Please check the phone number"),
         ("patient_name", "", "Please tell us your name."),
+        # someone else's address and a link in the name: the site would mail them the link
+        ("patient_name", "Eve ... visit https://evil.example/login now", "without a web address"),
+        ("patient_name", "Eve, see evil.example/login", "without a web address"),
+        ("patient_name", "Eve <b>urgent</b>", "the signs &lt; and &gt;"),
         ("consent", None, "Please tick the box to agree"),
         ("condition", "made-up-condition", "Not a valid choice"),
     ],

@@ -98,9 +98,11 @@ def signup() -> Any:
                 config=current_app.config,
             )
         except InvalidInput as exc:
-            field = {"invalid_email": form.email, "missing_name": form.name}.get(
-                exc.code, form.password
-            )
+            field = {
+                "invalid_email": form.email,
+                "missing_name": form.name,
+                "invalid_name": form.name,
+            }.get(exc.code, form.password)
             field.errors = [*field.errors, exc.message]
             return _form_page(form, "Create your listing", "Sign up", 400)
         return message("Check your email", SAME_ANSWER)

@@ -21,6 +21,8 @@ from referral.models import Condition, HealthFund, Location, Modality, Practitio
 #: which form field shows a rule's message
 FIELD_FOR_CODE = {
     "missing_name": "name",
+    "invalid_name": "name",
+    "invalid_business_name": "business_name",
     "invalid_website": "website",
     "invalid_phone": "phone",
     "invalid_languages": "languages",
