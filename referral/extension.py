@@ -9,9 +9,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral import config as cfg
-from referral import db, embed, theme
+from referral import db, embed, headers, theme
 from referral.auth import init_login
 from referral.geo.geocode import provider_class
+from referral.headers import Policy
 
 
 class Referral:
@@ -42,6 +43,7 @@ class Referral:
             url = app.config["REFERRAL_DATABASE_URL"] or db.default_database_url(app)
             engine = db.make_engine(url, app.config["REFERRAL_ENGINE_OPTIONS"])
         state = _State(self, engine, db.make_sessionmaker(engine))
+        state.headers = headers.build(app.config)
         app.extensions["referral"] = state
         app.teardown_appcontext(db.close_session)
         # a host with its own LoginManager keeps its accounts: the built-in ones stay off
@@ -106,6 +108,8 @@ class _State:
 
     builtin_accounts: bool
     limiter: Limiter
+    #: the security headers of the plugin's responses (:mod:`referral.headers`)
+    headers: Policy
 
     def __init__(self, ext: Referral, engine: Engine, maker: sessionmaker[Session]) -> None:
         self.ext = ext
