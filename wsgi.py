@@ -17,7 +17,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, redirect, render_template, url_for
+from flask import Flask, redirect, render_template, send_from_directory, url_for
 
 from referral import Referral
 
@@ -48,6 +48,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     def for_websites() -> Any:
         """The snippet another website pastes to show the finder (see referral/embed.py)."""
         return render_template("clinic/embed.html")
+
+    @app.get("/clinic.css")
+    def clinic_css() -> Any:
+        """The layout's stylesheet, kept beside it in ``templates/clinic/``."""
+        folder = os.path.join(app.root_path, "templates", "clinic")
+        return send_from_directory(folder, "clinic.css", max_age=3600)
 
     @app.get("/about")
     def about() -> Any:

@@ -19,6 +19,7 @@ from flask_login import LoginManager, current_user
 from sqlalchemy import select
 
 from referral.db import get_session
+from referral.headers import private
 from referral.models import Practitioner, User
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,7 +72,9 @@ def is_admin() -> bool:
 
 
 def practitioner_required(view: F) -> F:
-    """The view gets ``practitioner=`` the signed-in user's listing; 403 without one."""
+    """The view gets ``practitioner=`` the signed-in user's listing; 403 without one.
+
+    Its pages are :func:`referral.headers.private`: never stored, no referrer onwards."""
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -82,10 +85,12 @@ def practitioner_required(view: F) -> F:
             abort(403)
         return view(*args, practitioner=practitioner, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return private(wrapper)  # type: ignore[return-value]
 
 
 def admin_required(view: F) -> F:
+    """Admins only (403 for anyone else); the pages are private like a practitioner's."""
+
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not current_user.is_authenticated:
@@ -94,4 +99,4 @@ def admin_required(view: F) -> F:
             abort(403)
         return view(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return private(wrapper)  # type: ignore[return-value]

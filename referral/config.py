@@ -229,6 +229,19 @@ SETTINGS: dict[str, Setting] = {
         "also makes them `SameSite=Lax` and `HttpOnly` unless the host chose otherwise. Set "
         "`False` only for local development over plain HTTP.",
     ),
+    "HSTS_SECONDS": Setting(
+        365 * 24 * 3600,
+        "`Strict-Transport-Security: max-age` the plugin's pages send when served over HTTPS "
+        "(`request.is_secure`: behind a proxy, wrap the app in Werkzeug's `ProxyFix`). No "
+        "`includeSubDomains`: that is the host's call. `0`: not sent.",
+    ),
+    "CSP_EXTRA": Setting(
+        {},
+        "Sources added to the plugin's Content-Security-Policy, as `{directive: sources}`, "
+        "e.g. `{'font-src': 'https://fonts.gstatic.com'}` for what a host layout loads from "
+        "elsewhere. A new `*-src` directive starts from `'self'`; `frame-ancestors` comes from "
+        "`REFERRAL_EMBED_ORIGINS`.",
+    ),
     "RATELIMIT_STORAGE_URL": Setting(
         "memory://",
         "Flask-Limiter storage for the sign-in, email, referral and recipient rate limits. "

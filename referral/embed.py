@@ -5,11 +5,13 @@ Every embeddable page also answers under ``{prefix}/embed/``, rendered in a bare
 rules carry one extra URL argument, so while a request is embedded ``url_for`` keeps every
 link, form and pager inside ``/embed/`` without the templates knowing.
 
-Framing is allowed to the origins in ``REFERRAL_EMBED_ORIGINS`` (and the plugin's own) by a
-``Content-Security-Policy: frame-ancestors`` header; the other plugin pages send
-``frame-ancestors 'self'`` and ``X-Frame-Options: SAMEORIGIN``. The iframe reports its height
-with ``postMessage`` addressed to exactly those origins, and ``embed.js`` on the host page only
-accepts messages from the plugin's origin and its own iframe.
+Framing is allowed to the origins in ``REFERRAL_EMBED_ORIGINS`` (and the plugin's own) by
+the ``frame-ancestors`` directive of the page's Content-Security-Policy; the other plugin pages
+send ``frame-ancestors 'self'`` and ``X-Frame-Options: SAMEORIGIN`` (both built, with the rest
+of the policy, in :mod:`referral.headers`, which asks :func:`is_embedded` which page this is).
+The iframe reports its height with ``postMessage`` addressed to exactly those origins, and
+``embed.js`` on the host page only accepts messages from the plugin's origin and its own
+iframe.
 
 Inside an iframe on another site the browser keeps the plugin's ``SameSite=Lax`` session
 cookie to itself (and Safari and Firefox block third-party cookies whatever their
@@ -93,18 +95,6 @@ def own_origin() -> str:
 def parent_origins() -> list[str]:
     """Where an embedded page may send its height: the allowed origins and its own."""
     return [own_origin(), *current_app.config["REFERRAL_EMBED_ORIGINS"]]
-
-
-def frame_headers(response: Response) -> Response:
-    """Say who may frame this response (set only when the host has not already)."""
-    if is_embedded():
-        sources = " ".join(["'self'", *current_app.config["REFERRAL_EMBED_ORIGINS"]])
-        policy = f"frame-ancestors {sources}"
-    else:
-        policy = "frame-ancestors 'self'"
-        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-    response.headers.setdefault("Content-Security-Policy", policy)
-    return response
 
 
 def snippet(script_url: str, **data: Any) -> Markup:
@@ -204,7 +194,6 @@ def register(bp: Blueprint) -> None:
     bp.record(_add_embed_rules)
     bp.url_value_preprocessor(_pop_mode)
     bp.url_defaults(_keep_mode)
-    bp.after_request(frame_headers)
     bp.add_url_rule("/embed.js", "embed_js", embed_js)
     bp.add_app_template_global(snippet_for_site, "referral_embed_snippet")
     bp.add_app_template_global(form_token, "referral_form_token")

@@ -16,9 +16,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral import config as cfg
-from referral import db, embed, routing, theme, urls
+from referral import db, embed, headers, routing, theme, urls
 from referral.auth import init_login
 from referral.geo.geocode import provider_class
+from referral.headers import Policy
 from referral.sender import BackgroundSender
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Referral:
             engine = db.make_engine(url, app.config["REFERRAL_ENGINE_OPTIONS"])
         state = _State(self, engine, db.make_sessionmaker(engine))
         state.sender = BackgroundSender(app)
+        state.headers = headers.build(app.config)
         app.extensions["referral"] = state
         app.teardown_appcontext(db.close_session)
         # a host with its own LoginManager keeps its accounts: the built-in ones stay off
@@ -165,6 +167,8 @@ class _State:
     builtin_accounts: bool
     limiter: Limiter
     sender: BackgroundSender
+    #: the security headers of the plugin's responses (:mod:`referral.headers`)
+    headers: Policy
 
     def __init__(self, ext: Referral, engine: Engine, maker: sessionmaker[Session]) -> None:
         self.ext = ext

@@ -1,8 +1,9 @@
 """Theme: the CSS custom properties a host may set from config, checked and rendered.
 
 ``REFERRAL_THEME = {"accent": "#6b2d5c", "radius": "4px"}`` becomes a small ``:root`` style
-block after the plugin's stylesheet. Values are validated against a strict pattern per kind,
-so config can never inject CSS; a host's own stylesheet can override the same properties.
+block after the plugin's stylesheet, which the Content-Security-Policy allows by its hash.
+Values are validated against a strict pattern per kind, so config can never inject CSS; a
+host's own stylesheet can override the same properties.
 """
 
 from __future__ import annotations
@@ -110,10 +111,20 @@ def check(theme: Mapping[str, str] | None) -> dict[str, str]:
     return checked
 
 
-def style_block(theme: Mapping[str, str]) -> Markup:
-    """``<style>:root{...}</style>`` for the host's values, or nothing without any."""
+def style_css(theme: Mapping[str, str]) -> str:
+    """``:root{...}`` for the host's values, or ``""`` without any.
+
+    The Content-Security-Policy allows this exact text by its hash (``referral.headers``),
+    so :func:`style_block` must put it in the page unchanged.
+    """
     if not theme:
-        return Markup("")
+        return ""
     body = ";".join(f"--referral-{key}:{value}" for key, value in theme.items())
     # values matched strict patterns in validate(): no '<', ';', '{' or '}' can get here
-    return Markup(f"<style>:root{{{body}}}</style>")
+    return f":root{{{body}}}"
+
+
+def style_block(theme: Mapping[str, str]) -> Markup:
+    """``<style>:root{...}</style>`` for the host's values, or nothing without any."""
+    css = style_css(theme)
+    return Markup(f"<style>{css}</style>") if css else Markup("")

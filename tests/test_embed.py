@@ -14,6 +14,12 @@ PREFIX = "/find-a-therapist"
 CLINIC = "https://clinic.example"
 
 
+def frame_ancestors(response) -> str:
+    """The ``frame-ancestors`` directive of the page's one Content-Security-Policy."""
+    policy = response.headers["Content-Security-Policy"]
+    return next(d.strip() for d in policy.split(";") if d.strip().startswith("frame-ancestors"))
+
+
 @pytest.fixture
 def embed_app(make_app):
     return make_app(REFERRAL_EMBED_ORIGINS=[CLINIC, "http://127.0.0.1:8080"])
@@ -57,7 +63,7 @@ def test_plain_pages_may_only_be_framed_by_the_same_origin(embed_app, listed):
     client = embed_app.test_client()
     for url in (f"{PREFIX}/", f"{PREFIX}/?postcode=2000", f"{PREFIX}/practitioners/1"):
         response = client.get(url)
-        assert response.headers["Content-Security-Policy"] == "frame-ancestors 'self'"
+        assert frame_ancestors(response) == "frame-ancestors 'self'"
         assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
 
 
@@ -66,15 +72,13 @@ def test_embed_pages_may_be_framed_by_the_configured_origins(embed_app, listed):
     for path in ("", "?postcode=2000", "practitioners/999999"):
         url = f"{PREFIX}/embed/{path}"
         response = client.get(url)
-        assert response.headers["Content-Security-Policy"] == (
-            f"frame-ancestors 'self' {CLINIC} http://127.0.0.1:8080"
-        )
+        assert frame_ancestors(response) == f"frame-ancestors 'self' {CLINIC} http://127.0.0.1:8080"
         assert "X-Frame-Options" not in response.headers  # it cannot name several origins
 
 
 def test_default_allows_only_the_same_origin_to_frame_embed_pages(client):
     response = client.get(f"{PREFIX}/embed/")
-    assert response.headers["Content-Security-Policy"] == "frame-ancestors 'self'"
+    assert frame_ancestors(response) == "frame-ancestors 'self'"
 
 
 def test_embed_search_uses_the_bare_layout_and_keeps_links_embedded(embed_app, listed):

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, render_template
 from werkzeug.exceptions import HTTPException
 
-from referral import embed, theme
+from referral import embed, headers, theme
 from referral.db import open_session
 from referral.geo.distance import to_unit
 from referral.mail import QUEUED
@@ -56,6 +56,7 @@ def make_blueprint(state: Any = None) -> Blueprint:
     embed.register(bp)  # last: it copies the embeddable pages' rules
     bp.context_processor(embed.template_context)
     bp.register_error_handler(429, _too_many_requests)
+    headers.register(bp)
     bp.after_request(_wake_sender)
     return bp
 

@@ -34,6 +34,7 @@ from referral.forms import (
     SignInForm,
     SignUpForm,
 )
+from referral.headers import private
 
 SAME_ANSWER = (
     "Thank you. If that address can be used, we have sent it an email with a link: "
@@ -86,6 +87,7 @@ def message(title: str, text: str, status: int = 200, **context: Any) -> tuple[s
     return html, status
 
 
+@private
 def signup() -> Any:
     form = SignUpForm()
     if form.validate_on_submit():
@@ -115,6 +117,7 @@ def signup() -> Any:
     )
 
 
+@private
 def verify_email(token: str) -> Any:
     try:
         accounts.verify_email(get_session(), token, current_app.config)
@@ -145,6 +148,7 @@ def _landing() -> str:
     return url_for("referral.listing")
 
 
+@private
 def login() -> Any:
     if current_user.is_authenticated:
         return redirect(_landing())
@@ -177,6 +181,7 @@ def login() -> Any:
     return _form_page(form, title, submit, links=links)
 
 
+@private
 def logout() -> Response | tuple[str, int]:
     form = ActionForm()
     if not form.validate_on_submit():
@@ -191,6 +196,7 @@ def logout() -> Response | tuple[str, int]:
     return redirect(url_for("referral.login"))
 
 
+@private
 def change_password() -> Any:
     form = ChangePasswordForm()
     title, submit = "Change your password", "Save password"
@@ -211,6 +217,7 @@ def change_password() -> Any:
     return _form_page(form, title, submit)
 
 
+@private
 def forgot_password() -> Any:
     form = ForgotPasswordForm()
     if form.validate_on_submit():
@@ -222,6 +229,7 @@ def forgot_password() -> Any:
     return _form_page(form, "Forgot your password?", "Send me a link")
 
 
+@private
 def reset_password(token: str) -> Any:
     session = get_session()
     max_age = int(current_app.config["REFERRAL_PASSWORD_RESET_MAX_AGE"])

@@ -17,6 +17,7 @@ from referral.auth import current_practitioner, is_admin, practitioner_required
 from referral.db import get_session
 from referral.errors import InvalidInput
 from referral.forms import ActionForm, DeclineForm
+from referral.headers import private
 from referral.models import Practitioner, ReferralRequest
 from referral.referrals import (
     STATUSES,
@@ -81,6 +82,7 @@ def _readable(referral_id: str) -> tuple[ReferralRequest, Practitioner | None, s
     return referral, practitioner, admin_actor(current_user)
 
 
+@private
 def referral_page(referral_id: str) -> Any:
     referral, practitioner, actor = _readable(referral_id)
     session = get_session()
@@ -101,6 +103,7 @@ def referral_page(referral_id: str) -> Any:
     )
 
 
+@private
 def export_referral(referral_id: str) -> Any:
     referral, _practitioner, actor = _readable(referral_id)
     session = get_session()
@@ -112,6 +115,7 @@ def export_referral(referral_id: str) -> Any:
     return response
 
 
+@private
 def answer_referral(referral_id: str, answer: str) -> Any:
     referral, practitioner, actor = _readable(referral_id)
     if not can_answer(referral, practitioner):

@@ -20,6 +20,7 @@ from referral.auth import current_practitioner
 from referral.db import get_session
 from referral.errors import InvalidInput
 from referral.forms import ActionForm, ReferralForm
+from referral.headers import private
 from referral.listings import public_listing
 from referral.models import Condition, Practitioner, ReferralRequest
 from referral.referrals import (
@@ -144,6 +145,7 @@ def refer(practitioner_id: int) -> Any:
     )
 
 
+@private
 def cancel(token: str) -> Any:
     """The patient's signed link: a page with a button, so a mail scanner fetching the
     link does not cancel anything."""

@@ -39,15 +39,29 @@
     if (view === "map") loadLeaflet(draw);
   }
 
+  // Draw once both the script and its stylesheet have loaded: Leaflet finds its marker
+  // images through a rule of leaflet.css, and guesses a wrong path when the sheet is late.
+  var loading = null;
   function loadLeaflet(then) {
-    if (window.L) return then();
+    if (window.L && !loading) return then();
+    if (loading) { loading.push(then); return; }
+    loading = [then];
+    var pending = 2;
+    function loaded() {
+      if (--pending) return;
+      var waiting = loading;
+      loading = null;
+      waiting.forEach(function (callback) { callback(); });
+    }
     var css = document.createElement("link");
     css.rel = "stylesheet";
     css.href = box.getAttribute("data-leaflet-css");
+    css.onload = loaded;
+    css.onerror = loaded;
     document.head.appendChild(css);
     var js = document.createElement("script");
     js.src = box.getAttribute("data-leaflet-js");
-    js.onload = then;
+    js.onload = loaded;
     document.head.appendChild(js);
   }
 
