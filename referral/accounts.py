@@ -25,7 +25,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from referral.errors import InvalidInput
 from referral.listings import check_name
-from referral.mail import queue_template, recipient_allowed
+from referral.mail import queue_template, recipient_allowed, render_email
 from referral.models import Practitioner, User, new_session_token, utcnow
 from referral.urls import external_url
 
@@ -191,16 +191,23 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
 
 
 def request_password_reset(session: Session, email: str) -> None:
-    """Queue a reset link if the account exists; silent otherwise (no account leak)."""
+    """Queue a reset link if the account exists; silent otherwise (no account leak).
+
+    An unknown address costs what a known one does: the same look-up, recipient count,
+    token and rendering, and a commit; only the queueing differs. Nothing is sent here.
+    """
     try:
         email = normalise_email(email)
     except InvalidInput:
         return
     user = find_user(session, email)
-    if user is None:
-        return
-    link = external_url("referral.reset_password", token=make_token(user, RESET))
-    _email(session, user, "reset", "Reset your password", link=link)
+    target = user or User(id=0, email=email, password_hash=_dummy_hash())
+    link = external_url("referral.reset_password", token=make_token(target, RESET))
+    if user is not None:
+        _email(session, user, "reset", "Reset your password", link=link)
+    elif recipient_allowed(email, "reset"):
+        site = current_app.config["REFERRAL_SITE_NAME"]
+        render_email(f"Reset your password · {site}", "reset", site=site, user=target, link=link)
     session.commit()
 
 

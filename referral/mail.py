@@ -93,9 +93,17 @@ def queue_template(
     referral_id: str | None = None,
     **context: Any,
 ) -> OutboxMessage:
-    """Render ``referral/email/<template>.txt`` and queue it with an HTML part made from
-    the same text (the one way every email here is written: accounts, moderation and
-    referrals). ``site_name`` is in the context of every template.
+    """Render ``referral/email/<template>.txt`` (:func:`render_email`) and queue it (the
+    one way every email here is written: accounts, moderation and referrals)."""
+    text, html = render_email(subject, template, **context)
+    return queue_email(
+        session, to=to, subject=subject, text=text, html=html, referral_id=referral_id
+    )
+
+
+def render_email(subject: str, template: str, **context: Any) -> tuple[str, str]:
+    """The plain text of ``referral/email/<template>.txt`` and an HTML part made from the
+    same text. ``site_name`` is in the context of every template.
 
     Only the links this code makes become links in the HTML part: the context values named
     ``link`` or ``*_url`` (``cancel_url``, ``inbox_url``, ...). Everything else, above all
@@ -111,9 +119,7 @@ def queue_template(
     html = render_template(
         "referral/email/layout.html", subject=subject, paragraphs=html_paragraphs(text, links)
     )
-    return queue_email(
-        session, to=to, subject=subject, text=text, html=html, referral_id=referral_id
-    )
+    return text, html
 
 
 def html_paragraphs(text: str, links: Collection[str] = ()) -> list[Markup]:

@@ -358,3 +358,45 @@ def test_sign_in_limit_holds_across_two_server_processes(
     attempt = {"csrf_token": token.group(1), "email": "ana@example.com", "password": "wrong!"}
     got = [_post(opener, servers[i % 2].url + LOGIN, attempt) for i in range(10)]
     assert got == answers
+
+
+# --- the same work whether or not an address has an account -----------------------------
+
+
+def test_sign_up_hashes_the_password_whether_or_not_the_address_is_taken(
+    client, make_account, monkeypatch
+):
+    make_account("taken@example.com")
+    hashed: list[str] = []
+    real = accounts.hash_password
+    monkeypatch.setattr(accounts, "hash_password", lambda p: hashed.append(p) or real(p))
+    _signup(client, email="taken@example.com", password="first long secret")
+    _signup(client, email="fresh@example.com", password="second long secret")
+    assert hashed == ["first long secret", "second long secret"]
+
+
+def test_forgot_password_renders_and_sends_nothing_for_either_address(
+    make_app, session, make_account, smtp_server
+):
+    from flask import template_rendered
+
+    app = make_app(**smtp_server.config)
+    make_account("real@example.com")
+    client = app.test_client()
+    rendered: dict[str, list[str]] = {}
+
+    def record(sender, template, context, **extra):
+        rendered.setdefault(current, []).append(template.name)
+
+    for current in ("real@example.com", "nobody@example.com"):
+        token = csrf_token(client, f"{P}/account/forgot")
+        with template_rendered.connected_to(record, app):
+            response = client.post(
+                f"{P}/account/forgot", data={"csrf_token": token, "email": current}
+            )
+        assert response.status_code == 200
+    assert rendered["real@example.com"] == rendered["nobody@example.com"]
+    assert "referral/email/reset.txt" in rendered["nobody@example.com"]
+    # nothing went to the mail server inside either request
+    assert smtp_server._received == []
+    assert [m.recipient for m in _outbox(session)] == ["real@example.com"]
