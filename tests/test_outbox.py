@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import smtplib
 import ssl
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -462,3 +464,34 @@ def test_worker_survives_a_failing_pass():
         "pass failed: RuntimeError: database restarting",
         "sent 2, failed 0, given up 0",
     ]
+
+
+def test_the_background_sender_delivers_what_a_request_queued(
+    make_app, session, add_practitioner, smtp_server
+):
+    app = make_app(REFERRAL_BACKGROUND_SENDER=True, **smtp_server.config)
+    nina = add_practitioner("Nina", (-33.87, 151.21), email="nina@clinic.example")
+    client = app.test_client()
+    html = client.get(f"/find-a-therapist/practitioners/{nina.id}").get_data(as_text=True)
+    fields = dict(re.findall(r'name="(csrf_token|idempotency_key)"[^>]*value="([^"]*)"', html))
+    data = {**fields, "patient_name": "Pat Example", "email": "pat@example.com", "consent": "y"}
+    assert (
+        client.post(f"/find-a-therapist/practitioners/{nina.id}/referrals", data=data).status_code
+        == 200
+    )
+    # nobody runs the outbox here: the sender thread the request woke delivers both
+    deadline = time.monotonic() + 10
+    while len(smtp_server._received) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(r for m in smtp_server._received for r in m.rcpt_tos) == [
+        "nina@clinic.example",
+        "pat@example.com",
+    ]
+    app.extensions["referral"].sender.stop()
+
+
+def test_the_background_sender_can_be_switched_off(make_app, session, smtp_server):
+    app = make_app(REFERRAL_BACKGROUND_SENDER=False, **smtp_server.config)
+    sender = app.extensions["referral"].sender
+    sender.wake()
+    assert sender._thread is None
