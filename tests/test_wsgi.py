@@ -91,3 +91,18 @@ def test_demo_settings_make_a_random_key_once_and_keep_it(tmp_path):
     third: dict = {}
     exec(other.read_text(), {}, third)
     assert third["SECRET_KEY"] != first["SECRET_KEY"]
+
+
+def test_the_demo_starts_from_its_settings_file_alone(monkeypatch, tmp_path):
+    """What `make demo` and every later `flask --app wsgi ...` rely on: no environment."""
+    monkeypatch.setattr(wsgi, "INSTANCE", tmp_path)
+    for name in ("FLASK_SECRET_KEY", "FLASK_REFERRAL_PUBLIC_URL", "FLASK_TESTING", "FLASK_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FLASK_REFERRAL_DATABASE_URL", f"sqlite:///{tmp_path}/demo.sqlite")
+    write_demo_settings("http://127.0.0.1:5077", tmp_path)
+    app = create_app()
+    assert not app.testing and not app.debug
+    assert app.config["REFERRAL_PUBLIC_URL"] == "http://127.0.0.1:5077"
+    assert len(app.config["SECRET_KEY"]) == 64
+    assert app.config["REFERRAL_SECURE_COOKIES"] is False  # the demo is plain HTTP
+    app.extensions["referral"].engine.dispose()
