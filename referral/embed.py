@@ -38,7 +38,7 @@ from referral.urls import external_url, public_origin
 
 #: endpoints (without the blueprint name) that also render inside an iframe; a patient-facing
 #: page added later (e.g. a referral form on its own URL) joins by being named here
-EMBEDDABLE = ("index", "practitioner", "refer")
+EMBEDDABLE = ("index", "practitioner", "refer", "referral_sent")
 #: the URL argument that marks an embed rule: ``{prefix}/<any(embed):_embed>/...``
 ARG = "_embed"
 EMBED_BASE_TEMPLATE = "referral/embed_base.html"

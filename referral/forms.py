@@ -111,8 +111,11 @@ class ReferralForm(FlaskForm):
     def validate_email(self, field: StringField) -> None:
         try:
             field.data = validate_email(field.data.strip(), check_deliverability=False).normalized
-        except EmailNotValidError as exc:
-            raise ValidationError(f"Please check the email address: {exc}") from None
+        except EmailNotValidError:
+            raise ValidationError(
+                "Enter your email address in the form name@example.com, so the "
+                "practitioner can answer you."
+            ) from None
 
     def validate_phone(self, field: StringField) -> None:
         region = current_app.config["REFERRAL_PHONE_REGION"]

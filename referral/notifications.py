@@ -125,10 +125,12 @@ def status_changed(
 
 
 def _context(referral: ReferralRequest) -> dict[str, Any]:
+    from referral.referrals import reference
+
     return {
         "site_name": current_app.config["REFERRAL_SITE_NAME"],
         "referral": referral,
-        "reference": referral.id[:8],
+        "reference": reference(referral.id),
         "practitioner_name": referral.practitioner.name,
         "referrer_name": referral.referrer.name if referral.referrer else None,
         "inbox_url": external_url("referral.inbox"),

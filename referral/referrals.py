@@ -7,6 +7,7 @@ can check them directly.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -287,6 +288,43 @@ def referral_id_from_cancel_token(token: str) -> str:
     if not isinstance(value, str):
         raise InvalidInput("not_found", "This cancel link is not valid.", status=404)
     return value
+
+
+#: Crockford's base32: digits and capitals without I, L, O and U, which read as 1, 1, 0, V
+REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+SENT_SALT = "referral-sent"
+#: how long the "request received" page of a sent request can be reloaded
+SENT_PAGE_MAX_AGE = 24 * 3600
+
+
+def reference(referral_id: str) -> str:
+    """The code a patient and a practitioner read to each other: eight characters from an
+    alphabet without look-alikes, in two groups (``7KQM-4XT9``), made from the id's hash so
+    it gives nothing of the id itself away."""
+    number = int.from_bytes(hashlib.sha256(referral_id.encode()).digest()[:5], "big")
+    chars = "".join(REFERENCE_ALPHABET[(number >> (5 * i)) & 31] for i in reversed(range(8)))
+    return f"{chars[:4]}-{chars[4:]}"
+
+
+def _sent_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt=SENT_SALT)
+
+
+def sent_token(practitioner_id: int, referral_id: str | None) -> str:
+    """A signed token for the page a sent form redirects to (post/redirect/get), so a
+    reload or Back never sends the form again. ``None`` for a request nothing was stored for."""
+    return _sent_serializer().dumps([practitioner_id, referral_id])
+
+
+def read_sent_token(token: str) -> tuple[int, str | None]:
+    """What :func:`sent_token` signed; :class:`InvalidInput` (404) for a forged or old one."""
+    try:
+        value = _sent_serializer().loads(token, max_age=SENT_PAGE_MAX_AGE)
+    except BadSignature:
+        raise InvalidInput("not_found", "This page has expired.", status=404) from None
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)):
+        raise InvalidInput("not_found", "This page has expired.", status=404)
+    return value[0], value[1] if isinstance(value[1], str) else None
 
 
 def purge(session: Session, older_than: timedelta, *, now: datetime | None = None) -> int:

@@ -29,6 +29,8 @@ PUBLIC = {
     # the referral form, and the cancel link (authorised by its signed token: tests/test_refer.py)
     "referral.refer",
     "referral.cancel",
+    # the confirmation after sending: a practitioner's name and the reference, by signed token
+    "referral.referral_sent",
     # the public JSON API: active listings and taxonomies only
     "referral.api.practitioners",
     "referral.api.practitioner",

@@ -52,6 +52,7 @@ def referral(client, session, people, smtp_server):
     response = client.post(
         f"{PREFIX}/practitioners/{people['nina'].id}/referrals",
         data=form_for(client, people["nina"].id),
+        follow_redirects=True,
     )
     assert response.status_code == 200
     smtp_server.received.clear()
@@ -251,7 +252,9 @@ def test_practitioner_refers_to_another_and_follows_the_status(
     listing = otto_client.get(f"{PREFIX}/practitioners/{nina.id}").get_data(as_text=True)
     assert "You are referring as <strong>Otto Other</strong>" in listing
     response = otto_client.post(
-        f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(otto_client, nina.id)
+        f"{PREFIX}/practitioners/{nina.id}/referrals",
+        follow_redirects=True,
+        data=form_for(otto_client, nina.id),
     )
     assert response.status_code == 200
     assert "your sent referrals" in response.get_data(as_text=True)
@@ -291,7 +294,9 @@ def test_practitioner_cannot_refer_to_themselves(login_client, session, people):
     client = login_client(people["nina_user"])
     nina = people["nina"]
     response = client.post(
-        f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(client, nina.id)
+        f"{PREFIX}/practitioners/{nina.id}/referrals",
+        follow_redirects=True,
+        data=form_for(client, nina.id),
     )
     assert response.status_code == 400
     assert "cannot refer a patient to yourself" in response.get_data(as_text=True)
@@ -303,7 +308,9 @@ def test_no_queued_message_holds_health_details(login_client, session, people, s
     otto_client = login_client(people["otto_user"])
     nina = people["nina"]
     otto_client.post(
-        f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(otto_client, nina.id)
+        f"{PREFIX}/practitioners/{nina.id}/referrals",
+        follow_redirects=True,
+        data=form_for(otto_client, nina.id),
     )
     referral = session.scalars(select(ReferralRequest)).one()
     nina_client = login_client(people["nina_user"])

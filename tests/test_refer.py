@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from referral.models import Condition, OutboxMessage, ReferralEvent, ReferralRequest
+from referral.referrals import reference
 
 PREFIX = "/find-a-therapist"
 SECRET_MESSAGE = "Sharp pain since lifting my grandson, worse at night"
@@ -76,7 +77,9 @@ def test_submission_saves_referral_sends_mail_and_says_what_happens_next(
     client, session, nina, smtp_server
 ):
     response = client.post(
-        f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(client, nina.id)
+        f"{PREFIX}/practitioners/{nina.id}/referrals",
+        follow_redirects=True,
+        data=form_for(client, nina.id),
     )
     assert response.status_code == 200
     page = response.get_data(as_text=True)
@@ -92,7 +95,7 @@ def test_submission_saves_referral_sends_mail_and_says_what_happens_next(
     assert referral.consent_version == "2026-11" and referral.consent_at is not None
     assert len(referral.id) >= 20
     assert [e.action for e in referral.events] == ["created"]
-    assert referral.id[:8] in page
+    assert reference(referral.id) in page
 
     # delivered right after the commit, to the practitioner and to the patient
     assert sorted(r for m in smtp_server.received for r in m.rcpt_tos) == [
@@ -103,7 +106,11 @@ def test_submission_saves_referral_sends_mail_and_says_what_happens_next(
 
 
 def test_no_health_details_in_any_email(client, session, nina, smtp_server):
-    client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(client, nina.id))
+    client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals",
+        follow_redirects=True,
+        data=form_for(client, nina.id),
+    )
     assert len(smtp_server.received) == 2
     for mail in smtp_server.received:
         whole = mail.message.as_string()
@@ -127,12 +134,16 @@ def test_double_submit_makes_one_referral_and_the_same_confirmation(
     client, session, nina, smtp_server
 ):
     data = form_for(client, nina.id)
-    first = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data)
-    second = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data)
+    first = client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals", follow_redirects=True, data=data
+    )
+    second = client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals", follow_redirects=True, data=data
+    )
     assert first.status_code == second.status_code == 200
     referral = session.scalars(select(ReferralRequest)).one()
     for response in (first, second):
-        assert referral.id[:8] in response.get_data(as_text=True)
+        assert reference(referral.id) in response.get_data(as_text=True)
     assert count(session, OutboxMessage) == 2
     assert len(smtp_server.received) == 2
 
@@ -140,7 +151,9 @@ def test_double_submit_makes_one_referral_and_the_same_confirmation(
 def test_missing_csrf_token_is_400_and_nothing_saved_or_sent(client, session, nina, smtp_server):
     data = form_for(client, nina.id)
     del data["csrf_token"]
-    response = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data)
+    response = client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals", follow_redirects=True, data=data
+    )
     assert response.status_code == 400
     assert "Nothing was saved" in response.get_data(as_text=True)
     assert count(session, ReferralRequest) == 0 and count(session, OutboxMessage) == 0
@@ -149,14 +162,19 @@ def test_missing_csrf_token_is_400_and_nothing_saved_or_sent(client, session, ni
 
 def test_forged_csrf_token_is_400(client, session, nina):
     data = form_for(client, nina.id, csrf_token="forged.token.value")
-    assert client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data).status_code == 400
+    assert (
+        client.post(
+            f"{PREFIX}/practitioners/{nina.id}/referrals", follow_redirects=True, data=data
+        ).status_code
+        == 400
+    )
     assert count(session, ReferralRequest) == 0
 
 
 @pytest.mark.parametrize(
     ("field", "value", "error"),
     [
-        ("email", "pat@@example", "Please check the email address"),
+        ("email", "pat@@example", "Enter your email address in the form name@example.com"),
         ("phone", "12345", "Please check the phone number"),
         ("phone", "not a phone", "Please check the phone number"),
         ("patient_name", "", "Please tell us your name."),
@@ -172,7 +190,9 @@ def test_invalid_input_shows_the_form_again_with_errors_and_input_kept(
     client, session, nina, smtp_server, field, value, error
 ):
     data = form_for(client, nina.id, **{field: value})
-    response = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data)
+    response = client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals", follow_redirects=True, data=data
+    )
     assert response.status_code == 400
     html = response.get_data(as_text=True)
     assert error in html
@@ -189,7 +209,9 @@ def test_invalid_input_shows_the_form_again_with_errors_and_input_kept(
 
 def test_oversized_message_gets_a_clear_error(client, session, nina):
     data = form_for(client, nina.id, message="x" * 2001)
-    response = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data)
+    response = client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals", follow_redirects=True, data=data
+    )
     assert response.status_code == 400
     assert "Please keep the message to 2000 characters (it has 2001)." in response.get_data(
         as_text=True
@@ -201,7 +223,9 @@ def test_message_limit_is_a_setting(make_app, smtp_server, session, nina):
     app = make_app(REFERRAL_MESSAGE_MAX_LENGTH=10, **smtp_server.config)
     client = app.test_client()
     data = form_for(client, nina.id, message="eleven chars")
-    response = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data)
+    response = client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals", follow_redirects=True, data=data
+    )
     assert "to 10 characters" in response.get_data(as_text=True)
 
 
@@ -209,13 +233,20 @@ def test_phone_region_is_a_setting(make_app, smtp_server, session, nina):
     app = make_app(REFERRAL_PHONE_REGION="GB", **smtp_server.config)
     client = app.test_client()
     data = form_for(client, nina.id, phone="020 7946 0958")
-    assert client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data).status_code == 200
+    assert (
+        client.post(
+            f"{PREFIX}/practitioners/{nina.id}/referrals", follow_redirects=True, data=data
+        ).status_code
+        == 200
+    )
     assert session.scalars(select(ReferralRequest)).one().phone == "+442079460958"
 
 
 def test_honeypot_looks_accepted_but_nothing_is_saved(client, session, nina, smtp_server):
     data = form_for(client, nina.id, website="http://spam.example")
-    response = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data)
+    response = client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals", follow_redirects=True, data=data
+    )
     assert response.status_code == 200
     assert "Your request has been received" in response.get_data(as_text=True)
     assert count(session, ReferralRequest) == 0 and count(session, OutboxMessage) == 0
@@ -226,9 +257,17 @@ def test_unknown_or_unlisted_practitioner_is_404(client, add_practitioner, sessi
     hidden = add_practitioner("Pat Pending", (-33.8, 151.2), status="pending")
     data = form_for(client, hidden.id)
     assert (
-        client.post(f"{PREFIX}/practitioners/{hidden.id}/referrals", data=data).status_code == 404
+        client.post(
+            f"{PREFIX}/practitioners/{hidden.id}/referrals", follow_redirects=True, data=data
+        ).status_code
+        == 404
     )
-    assert client.post(f"{PREFIX}/practitioners/999999/referrals", data=data).status_code == 404
+    assert (
+        client.post(
+            f"{PREFIX}/practitioners/999999/referrals", follow_redirects=True, data=data
+        ).status_code
+        == 404
+    )
     assert count(session, ReferralRequest) == 0
 
 
@@ -240,7 +279,12 @@ def test_get_on_the_form_url_goes_to_the_listing(client, nina):
 
 def test_host_form_without_idempotency_key_is_accepted(client, session, nina):
     data = form_for(client, nina.id, idempotency_key=None)
-    assert client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data).status_code == 200
+    assert (
+        client.post(
+            f"{PREFIX}/practitioners/{nina.id}/referrals", follow_redirects=True, data=data
+        ).status_code
+        == 200
+    )
     assert count(session, ReferralRequest) == 1
 
 
@@ -250,7 +294,9 @@ def test_smtp_down_keeps_referral_and_sends_later(
     down = make_app(REFERRAL_SMTP_PORT=closed_port, REFERRAL_OUTBOX_BACKOFF_SECONDS=0)
     client = down.test_client()
     response = client.post(
-        f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(client, nina.id)
+        f"{PREFIX}/practitioners/{nina.id}/referrals",
+        follow_redirects=True,
+        data=form_for(client, nina.id),
     )
     assert response.status_code == 200
     assert "Your request has been received" in response.get_data(as_text=True)
@@ -287,13 +333,17 @@ def test_a_silent_mail_server_holds_up_no_page(make_app, session, nina, black_ho
     )
     client = app.test_client()
     first = client.post(
-        f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(client, nina.id)
+        f"{PREFIX}/practitioners/{nina.id}/referrals",
+        follow_redirects=True,
+        data=form_for(client, nina.id),
     )
     assert first.status_code == 200
     assert black_hole.wait_for_connections(1), "the background sender never tried"
     # the sender now waits on the silent server; a page and another referral do not
     data = form_for(client, nina.id, email="sam@example.com", patient_name="Sam Lee")
-    second = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data)
+    second = client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals", follow_redirects=True, data=data
+    )
     assert second.status_code == 200
     assert client.get(f"{PREFIX}/?postcode=2000").status_code == 200
     assert black_hole.connections == 1
@@ -311,7 +361,9 @@ def test_fifty_concurrent_submissions(make_app, session, nina, smtp_server):
         # each thread has its own client and app context: its own cookie and CSRF token
         client = app.test_client()
         data = form_for(client, nina.id, email=f"patient{n}@example.com", patient_name=f"P {n}")
-        return client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data).status_code
+        return client.post(
+            f"{PREFIX}/practitioners/{nina.id}/referrals", follow_redirects=True, data=data
+        ).status_code
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         statuses = list(pool.map(submit, range(50)))
@@ -334,7 +386,12 @@ def test_fifty_concurrent_submissions(make_app, session, nina, smtp_server):
 
 def test_condition_is_optional(client, session, nina):
     data = form_for(client, nina.id, condition="")
-    assert client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data).status_code == 200
+    assert (
+        client.post(
+            f"{PREFIX}/practitioners/{nina.id}/referrals", follow_redirects=True, data=data
+        ).status_code
+        == 200
+    )
     assert session.scalars(select(ReferralRequest)).one().condition_id is None
     assert session.scalars(select(Condition)).first() is not None
 
@@ -345,7 +402,11 @@ def cancel_link(smtp_server) -> str:
 
 
 def test_patient_cancels_through_the_signed_link(client, session, nina, smtp_server):
-    client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(client, nina.id))
+    client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals",
+        follow_redirects=True,
+        data=form_for(client, nina.id),
+    )
     url = cancel_link(smtp_server)
     smtp_server.received.clear()
     page = client.get(url)
@@ -356,7 +417,7 @@ def test_patient_cancels_through_the_signed_link(client, session, nina, smtp_ser
     assert referral.status == "sent"  # opening the link (a mail scanner may) changes nothing
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
     assert client.post(url).status_code == 400  # no CSRF token
-    response = client.post(url, data={"csrf_token": token})
+    response = client.post(url, follow_redirects=True, data={"csrf_token": token})
     assert response.status_code == 200
     assert "Your request is cancelled" in response.get_data(as_text=True)
     session.refresh(referral)
@@ -365,13 +426,17 @@ def test_patient_cancels_through_the_signed_link(client, session, nina, smtp_ser
     [notice] = smtp_server.to("nina@clinic.example")
     assert "was cancelled" in notice.text and SECRET_MESSAGE not in notice.message.as_string()
     # a second press is harmless
-    again = client.post(url, data={"csrf_token": token})
+    again = client.post(url, follow_redirects=True, data={"csrf_token": token})
     assert again.status_code == 200 and len(smtp_server.received) == 1
     assert "already cancelled" in client.get(url).get_data(as_text=True)
 
 
 def test_tampered_cancel_token_is_404_and_changes_nothing(client, session, nina, smtp_server):
-    client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(client, nina.id))
+    client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals",
+        follow_redirects=True,
+        data=form_for(client, nina.id),
+    )
     url = cancel_link(smtp_server)
     referral = session.scalars(select(ReferralRequest)).one()
     tampered = url[:-3] + ("aaa" if not url.endswith("aaa") else "bbb")
@@ -389,21 +454,29 @@ def test_tampered_cancel_token_is_404_and_changes_nothing(client, session, nina,
 def test_cancel_link_of_another_app_secret_is_404(make_app, smtp_server, session, nina):
     other = make_app(SECRET_KEY="another-secret", **smtp_server.config)
     client = other.test_client()
-    client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(client, nina.id))
+    client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals",
+        follow_redirects=True,
+        data=form_for(client, nina.id),
+    )
     url = cancel_link(smtp_server)
     mine = make_app(**smtp_server.config).test_client()
     assert mine.get(url).status_code == 404
 
 
 def test_cancelling_a_declined_referral_is_refused(client, session, nina, smtp_server):
-    client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(client, nina.id))
+    client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals",
+        follow_redirects=True,
+        data=form_for(client, nina.id),
+    )
     url = cancel_link(smtp_server)
     referral = session.scalars(select(ReferralRequest)).one()
     referral.status = "declined"
     session.commit()
     html = client.get(url).get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
-    response = client.post(url, data={"csrf_token": token})
+    response = client.post(url, follow_redirects=True, data={"csrf_token": token})
     assert response.status_code == 409
     assert "cannot become cancelled" in response.get_data(as_text=True)
 
@@ -421,7 +494,7 @@ def test_embedded_form_is_sent_without_the_session_cookie(framed, session, nina,
     data = form_for(framed, nina.id, embed=True)
     assert data["form_token"] and data["idempotency_key"]
     url = f"{PREFIX}/embed/practitioners/{nina.id}/referrals"
-    response = framed.post(url, data=data)
+    response = framed.post(url, follow_redirects=True, data=data)
     assert response.status_code == 200
     assert "Your request has been received" in response.get_data(as_text=True)
     referral = session.scalars(select(ReferralRequest)).one()
@@ -432,20 +505,22 @@ def test_embedded_form_is_sent_without_the_session_cookie(framed, session, nina,
         "pat@example.com",
     ]
     # the same form sent again (a double click, a resend) makes no second referral
-    assert framed.post(url, data=data).status_code == 200
+    assert framed.post(url, follow_redirects=True, data=data).status_code == 200
     assert count(session, ReferralRequest) == 1 and len(smtp_server.received) == 2
 
 
 def test_embedded_form_with_errors_comes_back_with_a_fresh_token(framed, session, nina):
     data = form_for(framed, nina.id, embed=True, email="not an email")
-    response = framed.post(f"{PREFIX}/embed/practitioners/{nina.id}/referrals", data=data)
+    response = framed.post(
+        f"{PREFIX}/embed/practitioners/{nina.id}/referrals", follow_redirects=True, data=data
+    )
     assert response.status_code == 400
     html = response.get_data(as_text=True)
-    assert "Please check the email address" in html
+    assert "Enter your email address in the form name@example.com" in html
     again = {**data, **hidden_inputs(html), "email": "pat@example.com"}
     assert again["idempotency_key"] == data["idempotency_key"]
     url = f"{PREFIX}/embed/practitioners/{nina.id}/referrals"
-    assert framed.post(url, data=again).status_code == 200
+    assert framed.post(url, follow_redirects=True, data=again).status_code == 200
     assert count(session, ReferralRequest) == 1
 
 
@@ -469,7 +544,7 @@ def test_embedded_form_without_a_good_token_is_400_and_nothing_saved(
         data["idempotency_key"] = "0" * 32
     else:  # the token stands in for the session only on embed pages
         url = f"{PREFIX}/practitioners/{nina.id}/referrals"
-    response = framed.post(url, data=data)
+    response = framed.post(url, follow_redirects=True, data=data)
     assert response.status_code == 400
     assert "Nothing was saved" in response.get_data(as_text=True)
     assert count(session, ReferralRequest) == 0 and count(session, OutboxMessage) == 0
@@ -481,7 +556,9 @@ def test_expired_embedded_form_is_400(make_app, smtp_server, session, nina):
         use_cookies=False
     )
     data = form_for(framed, nina.id, embed=True)
-    response = framed.post(f"{PREFIX}/embed/practitioners/{nina.id}/referrals", data=data)
+    response = framed.post(
+        f"{PREFIX}/embed/practitioners/{nina.id}/referrals", follow_redirects=True, data=data
+    )
     assert response.status_code == 400
     assert "open too long" in response.get_data(as_text=True)
     assert count(session, ReferralRequest) == 0
@@ -494,11 +571,16 @@ def test_only_the_session_check_makes_a_signed_in_practitioner_the_referrer(
     client = login_client(otto)
     url = f"{PREFIX}/embed/practitioners/{nina.id}/referrals"
     # framed on our own site the cookie comes back: the practitioner refers
-    assert client.post(url, data=form_for(client, nina.id, embed=True)).status_code == 200
+    assert (
+        client.post(
+            url, follow_redirects=True, data=form_for(client, nina.id, embed=True)
+        ).status_code
+        == 200
+    )
     # a post with a valid form token but no session token is a patient's request
     data = form_for(client, nina.id, embed=True)
     del data["csrf_token"]
-    assert client.post(url, data=data).status_code == 200
+    assert client.post(url, follow_redirects=True, data=data).status_code == 200
     session.expire_all()
     referrals = session.scalars(select(ReferralRequest).order_by(ReferralRequest.created_at))
     assert [r.referrer.name if r.referrer else None for r in referrals] == ["Otto Other", None]
@@ -514,12 +596,14 @@ def test_referrals_past_the_rate_limit_get_429_and_nothing_saved(
     client = app.test_client()
     url = f"{PREFIX}/practitioners/{nina.id}/referrals"
     # a form sent back for corrections does not use up the allowance
-    bad = client.post(url, data=form_for(client, nina.id, email="nope"))
+    bad = client.post(url, follow_redirects=True, data=form_for(client, nina.id, email="nope"))
     assert bad.status_code == 400
     for n in range(2):
         data = form_for(client, nina.id, email=f"p{n}@example.com")
-        assert client.post(url, data=data).status_code == 200
-    response = client.post(url, data=form_for(client, nina.id, email="p3@example.com"))
+        assert client.post(url, follow_redirects=True, data=data).status_code == 200
+    response = client.post(
+        url, follow_redirects=True, data=form_for(client, nina.id, email="p3@example.com")
+    )
     assert response.status_code == 429
     html = response.get_data(as_text=True)
     assert "this one was not sent and nothing was saved" in html
@@ -528,7 +612,9 @@ def test_referrals_past_the_rate_limit_get_429_and_nothing_saved(
     # the embedded form shares the counter, and its 429 stays in the bare frame layout
     framed = app.test_client(use_cookies=False)
     data = form_for(framed, nina.id, embed=True, email="p4@example.com")
-    embedded = framed.post(f"{PREFIX}/embed/practitioners/{nina.id}/referrals", data=data)
+    embedded = framed.post(
+        f"{PREFIX}/embed/practitioners/{nina.id}/referrals", follow_redirects=True, data=data
+    )
     assert embedded.status_code == 429
     assert 'class="referral-embed"' in embedded.get_data(as_text=True)
     assert count(session, ReferralRequest) == 2
@@ -540,8 +626,55 @@ def test_referrals_past_the_rate_limit_get_429_and_nothing_saved(
 def test_confirmation_leads_back_to_the_search_the_patient_came_from(client, session, nina):
     back = "back=postcode%3D2000%26radius_km%3D10"
     data = form_for(client, nina.id)
-    response = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals?{back}", data=data)
+    response = client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals?{back}", follow_redirects=True, data=data
+    )
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert f'<a href="{PREFIX}/?postcode=2000&amp;radius_km=10">Back to the search</a>' in html
     assert count(session, ReferralRequest) == 1
+
+
+def test_a_sent_form_redirects_so_reload_and_back_send_nothing_twice(client, session, nina):
+    response = client.post(
+        f"{PREFIX}/practitioners/{nina.id}/referrals?back=postcode%3D2000",
+        data=form_for(client, nina.id),
+    )
+    assert response.status_code == 303
+    assert f"{PREFIX}/referrals/sent/" in response.location
+    assert "back=postcode%3D2000" in response.location
+    for _ in range(2):  # the confirmation, then a reload of it
+        page = client.get(response.location)
+        assert page.status_code == 200
+        assert "Your request has been received" in page.get_data(as_text=True)
+    assert count(session, ReferralRequest) == 1
+    assert client.get(f"{PREFIX}/referrals/sent/forged-token").status_code == 404
+
+
+def test_reference_codes_have_no_look_alike_characters_and_read_in_two_groups():
+    codes = {reference(f"referral-{n}") for n in range(2000)}
+    assert len(codes) == 2000
+    for code in codes:
+        assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}", code), code
+    assert reference("same id") == reference("same id")
+
+
+def test_an_error_puts_a_summary_first_with_links_to_each_field(client, session, nina):
+    data = form_for(client, nina.id, email="sam@example", patient_name="", consent=None)
+    response = client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=data)
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert re.search(r"<title>Error: Nina", html)
+    summary = html[html.index("referral-error-summary") :]
+    # first in the page's content, before the listing's own heading, and focusable
+    assert html.index("referral-error-summary") < html.index("<h1>")
+    assert 'tabindex="-1"' in html[html.index("referral-error-summary") - 200 :][:400]
+    links = re.findall(r'<li><a href="#referral-(\w+)">([^<]+)</a></li>', summary)
+    assert [name for name, _ in links] == ["patient_name", "email", "consent"]
+    assert "Enter your email address in the form name@example.com" in dict(links)["email"]
+    assert "focus.js" in html
+    # each link lands on a field of that id, and what was typed is kept
+    for name, _ in links:
+        assert f'id="referral-{name}"' in html
+    assert 'value="sam@example"' in html
+    assert count(session, ReferralRequest) == 0

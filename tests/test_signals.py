@@ -30,12 +30,16 @@ def test_created_and_status_changed_are_sent_after_commit(
         referral_created.connected_to(on_created, app),
         referral_status_changed.connected_to(on_changed, app),
     ):
-        client.post(f"{PREFIX}/practitioners/{nina.id}/referrals", data=form_for(client, nina.id))
+        client.post(
+            f"{PREFIX}/practitioners/{nina.id}/referrals",
+            follow_redirects=True,
+            data=form_for(client, nina.id),
+        )
         ack = smtp_server.to("pat@example.com")[0].text
         url = re.search(r"http://localhost(\S+/referrals/cancel/\S+)", ack).group(1)
         html = client.get(url).get_data(as_text=True)
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
-        client.post(url, data={"csrf_token": token})
+        client.post(url, follow_redirects=True, data={"csrf_token": token})
     assert heard == [
         ("created", app, True),
         ("changed", app, "sent", "cancelled", "patient"),

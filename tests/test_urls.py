@@ -56,7 +56,9 @@ def test_referral_emails_never_follow_a_forged_host(forged, session, add_practit
         "message": "Lower back pain for two weeks.",
         "consent": "y",
     }
-    response = forged.post(f"{P}/practitioners/{nina.id}/referrals", data=data)
+    response = forged.post(
+        f"{P}/practitioners/{nina.id}/referrals", follow_redirects=True, data=data
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     links = _links(session)
     assert links, "no email was queued"

@@ -12,6 +12,7 @@ from referral import embed, headers, theme
 from referral.db import open_session
 from referral.geo.distance import to_unit
 from referral.mail import QUEUED
+from referral.referrals import reference
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
@@ -32,6 +33,7 @@ def make_blueprint(state: Any = None) -> Blueprint:
     )
     bp.context_processor(_template_context)
     bp.add_app_template_filter(format_distance, "distance")
+    bp.add_app_template_filter(reference, "reference")
 
     from referral.views import (
         accounts,

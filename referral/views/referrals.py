@@ -10,6 +10,7 @@ from flask import (
     current_app,
     redirect,
     render_template,
+    request,
     url_for,
 )
 from flask_limiter import Limiter
@@ -27,7 +28,9 @@ from referral.referrals import (
     PATIENT_ACTOR,
     ReferralData,
     create_referral,
+    read_sent_token,
     referral_id_from_cancel_token,
+    sent_token,
     transition,
 )
 from referral.signals import referral_created, referral_status_changed
@@ -40,7 +43,7 @@ def register(bp: Blueprint, limiter: Limiter | None = None) -> None:
         view = limiter.limit(
             lambda: current_app.config["REFERRAL_REFERRAL_RATE_LIMIT"],
             methods=["POST"],
-            deduct_when=lambda response: response.status_code == 200,
+            deduct_when=lambda response: response.status_code == 303,
             error_message=_too_many_referrals,
         )(refer)
     bp.add_url_rule(
@@ -49,6 +52,7 @@ def register(bp: Blueprint, limiter: Limiter | None = None) -> None:
         view,
         methods=["GET", "POST"],
     )
+    bp.add_url_rule("/referrals/sent/<token>", "referral_sent", sent)
     bp.add_url_rule("/referrals/cancel/<token>", "cancel", cancel, methods=["GET", "POST"])
     bp.context_processor(_form_context)
 
@@ -112,7 +116,7 @@ def refer(practitioner_id: int) -> Any:
         valid, referrer = not form.errors, None
     if form.is_bot():
         # a bot gets what a person gets, without anything being stored or sent
-        return render_template("referral/referral_sent.html", practitioner=practitioner)
+        return _redirect_to_sent(practitioner.id, None)
     if not valid:
         page = render_template(
             "referral/practitioner.html", practitioner=practitioner, referral_form=form
@@ -140,6 +144,25 @@ def refer(practitioner_id: int) -> Any:
         return message_page("Your request was not sent", exc.message, exc.status)
     if created:
         referral_created.send(current_app._get_current_object(), referral=referral)
+    return _redirect_to_sent(practitioner.id, referral.id)
+
+
+def _redirect_to_sent(practitioner_id: int, referral_id: str | None) -> Any:
+    """Post/redirect/get: the confirmation is a page of its own, so reloading it or going
+    Back never offers to send the form again. 303 makes the browser GET it."""
+    token = sent_token(practitioner_id, referral_id)
+    back = request.args.get("back") or None  # the search the patient came from, kept
+    return redirect(url_for("referral.referral_sent", token=token, back=back), code=303)
+
+
+def sent(token: str) -> Any:
+    """The confirmation page of a sent request (what a signed token names, for a day)."""
+    try:
+        practitioner_id, referral_id = read_sent_token(token)
+    except InvalidInput as exc:
+        return message_page("This page has expired", exc.message, exc.status)
+    practitioner = _listing(practitioner_id)
+    referral = get_session().get(ReferralRequest, referral_id) if referral_id else None
     return render_template(
         "referral/referral_sent.html", practitioner=practitioner, referral=referral
     )

@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from referral.models import ReferralRequest
+from referral.referrals import reference
+from tests.browser.conftest import ARTIFACTS, PHONE
 
 pytestmark = pytest.mark.browser
 
@@ -88,13 +90,14 @@ def test_referral_from_a_snippet_on_another_site(
     fill_referral(frame)
     frame.get_by_role("button", name="Send request").click()
     frame.get_by_role("heading", name="Your request has been received").wait_for()
-    assert re.search(rf"{PREFIX}/embed/practitioners/{nina.id}/referrals$", page.frames[1].url)
+    # the confirmation is a page of its own (post/redirect/get), still inside the frame
+    assert re.search(rf"{PREFIX}/embed/referrals/sent/[\w.-]+$", page.frames[1].url)
 
     session.expire_all()
     referral = session.scalars(select(ReferralRequest)).one()
     assert referral.practitioner_id == nina.id and referral.referrer_id is None
     assert referral.email == "pat@example.com" and referral.message == SECRET
-    assert referral.id[:8] in frame.locator(".referral-sent").inner_text()
+    assert reference(referral.id) in frame.locator(".referral-sent").inner_text()
     (notice,) = wait_for_mail(smtp_server, "nina@example.com")
     assert_no_health_details(notice)
     (ack,) = wait_for_mail(smtp_server, "pat@example.com")
@@ -126,7 +129,7 @@ def test_sending_a_referral_from_a_listing(page, demo_site, nina, session, smtp_
     referral = session.scalars(select(ReferralRequest)).one()
     assert (referral.patient_name, referral.phone) == ("Pat Patient", "+61412345678")
     assert referral.condition.slug == "low-back-pain" and referral.status == "sent"
-    assert referral.id[:8] in page.locator(".referral-sent").inner_text()
+    assert reference(referral.id) in page.locator(".referral-sent").inner_text()
     (notice,) = wait_for_mail(smtp_server, "nina@example.com")
     (ack,) = wait_for_mail(smtp_server, "pat@example.com")
     for mail in (notice, ack):
@@ -213,3 +216,29 @@ def test_use_my_location_inside_the_embed_frame(new_page, demo_site, serve, dire
     names = frame.locator(".referral-card__name a").all_inner_texts()
     assert names[:2] == ["Nina Near", "Pete Physio"]
     audit(page, "embed-frame-my-location", frame=page.frames[1])
+
+
+def test_a_bad_email_on_a_phone_puts_the_error_in_front_of_you(
+    new_page, demo_site, nina, session, audit
+):
+    site = demo_site()
+    page = new_page(has_touch=True)
+    page.set_viewport_size(PHONE)
+    page.goto(site.url(f"{PREFIX}/practitioners/{nina.id}"))
+    fill_referral(page)
+    page.fill("#referral-email", "sam@example")
+    page.get_by_role("button", name="Send request").click()
+    summary = page.locator(".referral-error-summary")
+    summary.wait_for()
+    assert page.title().startswith("Error: ")
+    # the summary has focus and is on screen, at the top of a phone's viewport
+    assert page.evaluate("document.activeElement.classList.contains('referral-error-summary')")
+    box = summary.bounding_box()
+    assert box is not None and 0 <= box["y"] < PHONE["height"]
+    page.screenshot(path=str(ARTIFACTS / "refer-error-summary-phone.png"))
+    # its link takes you to the field
+    summary.get_by_role("link", name=re.compile("email address")).click()
+    assert page.evaluate("document.activeElement.id") == "referral-email"
+    audit(page, "refer-error-summary")
+    session.expire_all()
+    assert session.scalars(select(ReferralRequest)).all() == []
