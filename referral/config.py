@@ -78,6 +78,11 @@ SETTINGS: dict[str, Setting] = {
         "have a `content` block.",
     ),
     "SITE_NAME": Setting("Find a therapist", "Name shown in page titles and emails."),
+    "EMERGENCY_NOTICE": Setting(
+        "In an emergency call 000. For health advice call healthdirect on 1800 022 222.",
+        "Safety notice (plain text) on the search, listing and confirmation pages and in the "
+        "acknowledgement email; write your country's numbers. Empty: not shown.",
+    ),
     "DISTANCE_UNIT": Setting("km", "`km` or `mi`: how distances are shown to people."),
     "DEFAULT_COUNTRY": Setting("AU", "ISO country code assumed for a postcode without one."),
     "DEFAULT_RADIUS_KM": Setting(25.0, "Search radius when the visitor gives none."),
@@ -159,6 +164,11 @@ SETTINGS: dict[str, Setting] = {
     "MAP_ATTRIBUTION": Setting(
         '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
         "Attribution (HTML) the map shows for its tiles; the tile provider's terms require it.",
+    ),
+    "TIMEZONE": Setting(
+        "Australia/Sydney",
+        "Time zone (an IANA name) every time is shown in, on pages and in emails; times are "
+        "stored in UTC.",
     ),
     "PHONE_REGION": Setting(
         "AU", "Region (ISO code) for phone numbers written without a `+` country code."

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral import config as cfg
-from referral import db, embed, headers, routing, theme, urls
+from referral import db, embed, headers, routing, theme, urls, wording
 from referral.auth import init_login
 from referral.geo.geocode import provider_class
 from referral.headers import Policy
@@ -50,6 +50,7 @@ class Referral:
         if app.config["REFERRAL_GEOCODER"]:
             provider_class(app.config["REFERRAL_GEOCODER"])  # a typo fails at start-up
         _check_embedding(app.config)
+        wording.zone(app.config["REFERRAL_TIMEZONE"])  # a misspelt zone fails at start-up
         app.config["REFERRAL_PUBLIC_URL"] = urls.check_public_url(app.config["REFERRAL_PUBLIC_URL"])
         urls.check_deployment(app)
         if app.config["REFERRAL_RECIPIENT_DAILY_LIMIT"]:

@@ -82,14 +82,14 @@ def test_inbox_lists_referrals_by_status(login_client, people, referral):
     response = client.get(f"{PREFIX}/inbox")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    assert "Sent (1)" in html and "Accepted (0)" in html
+    assert "New (1)" in html and "Accepted (0)" in html
     assert "Pat Patient" in html
     assert SECRET_MESSAGE not in html  # the list shows names, the page shows details
 
 
 def test_another_practitioners_inbox_is_empty(login_client, people, referral):
     html = login_client(people["otto_user"]).get(f"{PREFIX}/inbox").get_data(as_text=True)
-    assert "Pat Patient" not in html and "Sent (0)" in html
+    assert "Pat Patient" not in html and "New (0)" in html
 
 
 def test_opening_marks_viewed_and_shows_details(
@@ -268,7 +268,7 @@ def test_practitioner_refers_to_another_and_follows_the_status(
     assert "from Otto Other" in smtp_server.to("nina@clinic.example")[0].text
     assert "Otto Other has referred you to Nina Near" in smtp_server.to("pat@example.com")[0].text
     sent = otto_client.get(f"{PREFIX}/inbox/sent").get_data(as_text=True)
-    assert "Nina Near" in sent and ">sent<" in sent
+    assert "Nina Near" in sent and ">New<" in sent
     smtp_server.received.clear()
 
     # Nina sees who referred, and her answer reaches Otto's list and mailbox
@@ -277,7 +277,7 @@ def test_practitioner_refers_to_another_and_follows_the_status(
     assert "Referred by" in detail and "Other Physio" in detail and "otto@clinic.example" in detail
     token = csrf(nina_client, f"{PREFIX}/inbox/{referral.id}")
     nina_client.post(f"{PREFIX}/inbox/{referral.id}/accept", data={"csrf_token": token})
-    assert ">accepted<" in otto_client.get(f"{PREFIX}/inbox/sent").get_data(as_text=True)
+    assert ">Accepted<" in otto_client.get(f"{PREFIX}/inbox/sent").get_data(as_text=True)
     updates = smtp_server.to("otto@clinic.example")
     assert [m.message["Subject"].split(" · ")[0] for m in updates] == [
         "Your referral is now viewed",

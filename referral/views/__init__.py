@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template
+from flask import Blueprint, Response, current_app, render_template, url_for
+from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
-from referral import embed, headers, theme
+from referral import embed, headers, theme, wording
+from referral.auth import current_practitioner, is_admin
 from referral.db import open_session
 from referral.geo.distance import to_unit
 from referral.mail import QUEUED
@@ -34,6 +36,8 @@ def make_blueprint(state: Any = None) -> Blueprint:
     bp.context_processor(_template_context)
     bp.add_app_template_filter(format_distance, "distance")
     bp.add_app_template_filter(reference, "reference")
+    for name in ("localtime", "phone", "status_words", "actor_words", "trail_words"):
+        bp.add_app_template_filter(getattr(wording, name), name)
 
     from referral.views import (
         accounts,
@@ -58,6 +62,8 @@ def make_blueprint(state: Any = None) -> Blueprint:
     embed.register(bp)  # last: it copies the embeddable pages' rules
     bp.context_processor(embed.template_context)
     bp.register_error_handler(429, _too_many_requests)
+    for status in ERROR_PAGES:
+        bp.register_error_handler(status, error_page)
     headers.register(bp)
     bp.after_request(_wake_sender)
     return bp
@@ -70,6 +76,44 @@ def _wake_sender(response: Response) -> Response:
     if session is not None and session.info.pop(QUEUED, None):
         current_app.extensions["referral"].sender.wake()
     return response
+
+
+#: status -> (title, what happened and what to do), in the site's layout with a way back
+ERROR_PAGES: dict[int, tuple[str, str]] = {
+    403: (
+        "This page is not for your account",
+        "You are signed in, but this page belongs to another kind of account.",
+    ),
+    404: (
+        "Page not found",
+        "We could not find that page. The practitioner may have left the directory, or the "
+        "address may be mistyped.",
+    ),
+    500: (
+        "Something went wrong",
+        "Sorry, something went wrong on our side; nothing you did caused it. Please try again "
+        "in a few minutes. If you were sending a request, check your email for our "
+        "acknowledgement before sending it again.",
+    ),
+}
+
+
+def error_page(exc: HTTPException) -> tuple[str, int]:
+    """403, 404 and 500 as pages of the site, each with a way on: the search, and for a
+    signed-in account its own pages."""
+    status = exc.code or 500
+    title, text = ERROR_PAGES[status]
+    links = [(url_for("referral.index"), "Find a therapist")]
+    if status == 403 and current_user.is_authenticated:
+        if current_practitioner() is not None:
+            links.insert(0, (url_for("referral.listing"), "Your listing"))
+        if is_admin():
+            text = "Admins have no listing of their own; the moderation queue is yours."
+            links.insert(0, (url_for("referral.admin_queue"), "Listings to check"))
+    html = render_template(
+        "referral/message.html", title=title, message=text, error=True, links=links
+    )
+    return html, status
 
 
 def _too_many_requests(exc: HTTPException) -> tuple[str, int]:

@@ -51,6 +51,12 @@ def register(bp: Blueprint) -> None:
     api.add_url_rule("/<path:rest>", "unknown", unknown, methods=ALL_METHODS)
     api.register_error_handler(InvalidInput, error_response)
     api.register_error_handler(HTTPException, error_response)
+    # Flask prefers a handler for a status code, in any blueprint, to one for a class: the
+    # page blueprint's error pages are by code, so the API's JSON is too, for those codes
+    from referral.views import ERROR_PAGES
+
+    for status in (429, *ERROR_PAGES):
+        api.register_error_handler(status, error_response)
     api.after_request(cors)
     bp.register_blueprint(api, url_prefix="/api")
 
