@@ -329,3 +329,22 @@ def test_no_queued_message_holds_health_details(login_client, session, people, s
         if row.recipient != "pat@example.com":
             assert "Pat Patient" not in whole and "pat@example.com" not in whole
     assert len(smtp_server.received) == 6
+
+
+def test_every_account_page_leads_to_the_inbox_with_its_new_count(login_client, people, referral):
+    nina = login_client(people["nina_user"])
+    for path in ("/account/listing", "/inbox", "/inbox/sent"):
+        html = nina.get(f"{PREFIX}{path}").get_data(as_text=True)
+        assert re.search(rf'href="{PREFIX}/inbox"[^>]*>Inbox \(1 new\)</a>', html), path
+        assert f'href="{PREFIX}/account/listing"' in html, path
+    nina.get(f"{PREFIX}/inbox/{referral.id}")  # opened: no longer new
+    html = nina.get(f"{PREFIX}/account/listing").get_data(as_text=True)
+    assert f'<a href="{PREFIX}/inbox">Inbox</a>' in html
+    otto = login_client(people["otto_user"]).get(f"{PREFIX}/inbox").get_data(as_text=True)
+    assert "Inbox (1 new)" not in otto  # counts are per practitioner
+
+
+def test_an_admins_pages_lead_to_the_moderation_queue(login_client, people):
+    html = login_client(people["admin"]).get(f"{PREFIX}/admin/outbox").get_data(as_text=True)
+    assert f'href="{PREFIX}/admin/listings"' in html and "Listings to check (0)" in html
+    assert "Inbox" not in html  # an admin without a listing has no inbox

@@ -138,7 +138,47 @@ def _template_context() -> dict[str, Any]:
             "attribution": config["REFERRAL_MAP_ATTRIBUTION"],
         },
         "referral_builtin_accounts": current_app.extensions["referral"].builtin_accounts,
+        "referral_account_links": account_links,
     }
+
+
+def account_links() -> list[tuple[str, str, str]]:
+    """The signed-in account's own pages as ``(endpoint, url, label)``: a practitioner's
+    inbox (with how many are new), sent referrals and listing; an admin's queue (with how
+    many wait) and undelivered messages. Empty for a visitor."""
+    from sqlalchemy import func, select
+
+    from referral.db import get_session
+    from referral.models import Practitioner, ReferralRequest
+
+    if not current_user.is_authenticated:
+        return []
+    session = get_session()
+    links = []
+    practitioner = current_practitioner()
+    if practitioner is not None:
+        new = session.scalar(
+            select(func.count())
+            .select_from(ReferralRequest)
+            .where(
+                ReferralRequest.practitioner_id == practitioner.id,
+                ReferralRequest.status == "sent",
+            )
+        )
+        links += [
+            ("inbox", url_for("referral.inbox"), f"Inbox ({new} new)" if new else "Inbox"),
+            ("sent_referrals", url_for("referral.sent_referrals"), "Referrals you sent"),
+            ("listing", url_for("referral.listing"), "Your listing"),
+        ]
+    if is_admin():
+        waiting = session.scalar(
+            select(func.count()).select_from(Practitioner).where(Practitioner.status == "pending")
+        )
+        links += [
+            ("admin_queue", url_for("referral.admin_queue"), f"Listings to check ({waiting})"),
+            ("admin_outbox", url_for("referral.admin_outbox"), "Undelivered messages"),
+        ]
+    return links
 
 
 def format_distance(km: float) -> str:
