@@ -188,7 +188,10 @@ SETTINGS: dict[str, Setting] = {
         90, "How long the cancel link in a patient's acknowledgement email stays valid."
     ),
     "MAIL_FROM": Setting(
-        "referrals@localhost", "Sender address of every email (`Name <addr>` allowed)."
+        None,
+        "Sender of every email (`Name <addr>` allowed). Default: the site's name at "
+        "`referrals@` the host of `REFERRAL_PUBLIC_URL` (`Find a therapist "
+        "<referrals@clinic.example>`); use an address your mail relay may send from.",
     ),
     "SMTP_HOST": Setting("127.0.0.1", "SMTP server that delivers the outbox."),
     "SMTP_PORT": Setting(25, "SMTP port (587 with STARTTLS, 465 with SSL)."),

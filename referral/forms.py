@@ -27,6 +27,7 @@ from wtforms import (
     FloatField,
     HiddenField,
     PasswordField,
+    RadioField,
     SelectChoice,
     SelectField,
     SelectMultipleField,
@@ -48,6 +49,7 @@ from wtforms.validators import (
 
 from referral.errors import InvalidInput
 from referral.listings import check_name
+from referral.referrals import DECLINE_CATEGORIES
 
 #: name of the honeypot field: hidden from people, filled in by form-spamming bots
 HONEYPOT = "website"
@@ -156,6 +158,12 @@ class ActionForm(FlaskForm):
 
 
 class DeclineForm(ActionForm):
+    category = RadioField(
+        "What the patient is told",
+        choices=[SelectChoice(key, text) for key, text in DECLINE_CATEGORIES.items()],
+        default="other",
+        validators=[Optional()],
+    )
     reason = TextAreaField(
         "Reason (the patient is not shown it)",
         validators=[

@@ -263,6 +263,8 @@ class ReferralRequest(Base):
     consent_at: Mapped[datetime] = mapped_column(DateTime)
     status: Mapped[str] = mapped_column(String(20), default="sent", index=True)
     decline_reason: Mapped[str | None] = mapped_column(Text)
+    #: what the patient is told of a decline (``referrals.DECLINE_CATEGORIES``)
+    decline_category: Mapped[str | None] = mapped_column(String(40))
     idempotency_key: Mapped[str | None] = mapped_column(String(80), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

@@ -14,8 +14,9 @@ from typing import Any
 from flask import current_app
 from sqlalchemy.orm import Session
 
+from referral import wording
 from referral.mail import queue_template, recipient_allowed
-from referral.models import OutboxMessage, Practitioner, ReferralRequest
+from referral.models import Location, OutboxMessage, Practitioner, ReferralRequest
 from referral.outbox import queue_webhook
 from referral.urls import external_url
 
@@ -125,8 +126,16 @@ def status_changed(
 
 
 def _context(referral: ReferralRequest) -> dict[str, Any]:
-    from referral.referrals import reference
+    from referral.referrals import DECLINE_CATEGORIES, reference
 
+    practitioner = referral.practitioner
+    place = practitioner.locations[0] if practitioner.locations else None
+    # a search like the patient's own: their postcode and what this practitioner practises
+    # (not their condition: an email carries no health details, even to the patient)
+    again = {
+        "postcode": referral.postcode or (place.postcode if place else None),
+        "modality": practitioner.modalities[0].slug if practitioner.modalities else None,
+    }
     return {
         "site_name": current_app.config["REFERRAL_SITE_NAME"],
         "referral": referral,
@@ -136,7 +145,20 @@ def _context(referral: ReferralRequest) -> dict[str, Any]:
         "inbox_url": external_url("referral.inbox"),
         "sent_url": external_url("referral.sent_referrals"),
         "search_url": external_url("referral.index"),
+        "search_again_url": external_url("referral.index", **{k: v for k, v in again.items() if v}),
+        "listing_url": external_url("referral.practitioner", practitioner_id=practitioner.id),
+        "practitioner_phone": wording.phone(practitioner.phone),
+        "practitioner_address": _address(place),
+        "decline_text": DECLINE_CATEGORIES.get(referral.decline_category or "other"),
+        "emergency_notice": current_app.config["REFERRAL_EMERGENCY_NOTICE"],
     }
+
+
+def _address(place: Location | None) -> str:
+    if place is None:
+        return ""
+    street = ", ".join(part for part in (place.name, place.street, place.suburb) if part)
+    return " ".join(part for part in (street, place.state, place.postcode) if part)
 
 
 def _queue(

@@ -27,8 +27,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid, parseaddr
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -265,9 +266,17 @@ def claim(
     return sorted(ids)
 
 
+def sender(config: Mapping[str, Any]) -> str:
+    """``REFERRAL_MAIL_FROM``, or the site's name at ``referrals@`` its public host."""
+    if config["REFERRAL_MAIL_FROM"]:
+        return str(config["REFERRAL_MAIL_FROM"])
+    host = urlsplit(config["REFERRAL_PUBLIC_URL"] or "").hostname or "localhost"
+    return formataddr((str(config["REFERRAL_SITE_NAME"]), f"referrals@{host}"))
+
+
 def mail_domain(config: Mapping[str, Any]) -> str:
-    """The domain of ``REFERRAL_MAIL_FROM``, for Message-IDs (no DNS look-up)."""
-    address = parseaddr(str(config["REFERRAL_MAIL_FROM"]))[1]
+    """The domain of the sender's address, for Message-IDs (no DNS look-up)."""
+    address = parseaddr(sender(config))[1]
     return address.rpartition("@")[2] or "localhost"
 
 
@@ -320,7 +329,7 @@ def _text(reply: bytes | str) -> str:
 def build_email(message: OutboxMessage, config: Mapping[str, Any]) -> EmailMessage:
     """The MIME message for an outbox row: plain text, plus HTML when there is some."""
     email = EmailMessage()
-    email["From"] = config["REFERRAL_MAIL_FROM"]
+    email["From"] = sender(config)
     email["To"] = message.recipient
     email["Subject"] = message.subject
     email["Date"] = formatdate(usegmt=True)

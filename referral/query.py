@@ -18,8 +18,25 @@ from referral.geo.postcodes import MAX_QUERY_LENGTH
 from referral.models import Condition, HealthFund
 from referral.search import Filters, Results, modality_ids, search
 
-#: what a listing's "Back to search" link carries back to the search page (``?back=``)
-SEARCH_PARAMS = ("postcode", "country", "lat", "lon", "radius_km", "modality", "page", "per_page")
+#: what a listing's "Back to search" link carries back to the search page (``?back=``):
+#: the place, every filter and the page, so coming back finds the same results
+SEARCH_PARAMS = (
+    "postcode",
+    "country",
+    "lat",
+    "lon",
+    "radius_km",
+    "modality",
+    "condition",
+    "fund",
+    "accepting",
+    "home_visits",
+    "telehealth",
+    "language",
+    "view",
+    "page",
+    "per_page",
+)
 BACK_MAX_LENGTH = 1000
 
 

@@ -39,6 +39,15 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "completed": frozenset(),
 }
 STATUSES = tuple(TRANSITIONS)
+#: why a practitioner declines, as the patient is told it (the practitioner's own note is
+#: private); the first is what a decline without a category says
+DECLINE_CATEGORIES: dict[str, str] = {
+    "other": "They are not able to see you this time.",
+    "not_taking": "They are not taking new patients at the moment.",
+    "not_treated": "What you need help with is not something they treat.",
+    "see_gp": "They advise you to see your GP first.",
+    "too_far": "You are outside the area they cover.",
+}
 #: moves the recipient practitioner makes; the patient only cancels
 PRACTITIONER_MOVES = frozenset({"viewed", "accepted", "declined", "completed"})
 PATIENT_MOVES = frozenset({"cancelled"})
@@ -156,8 +165,12 @@ def transition(
     new_status: str,
     actor: str,
     reason: str | None = None,
+    category: str | None = None,
 ) -> str:
     """Move ``referral`` to ``new_status``, write the event and queue the notifications.
+
+    A decline carries the practitioner's private ``reason`` and a ``category`` from
+    :data:`DECLINE_CATEGORIES`, which the patient is told.
 
     Raises :class:`IllegalTransition` for a move the lifecycle forbids and
     :class:`InvalidInput` for a decline without a reason. Returns the old status. The
@@ -170,7 +183,10 @@ def transition(
     if new_status == "declined":
         if reason is None:
             raise InvalidInput("reason_required", "Please give a reason for declining.")
+        if category is not None and category not in DECLINE_CATEGORIES:
+            raise InvalidInput("invalid_category", "Please choose why you are declining.")
         referral.decline_reason = reason
+        referral.decline_category = category or "other"
     referral.status = new_status
     referral.updated_at = utcnow()
     session.add(

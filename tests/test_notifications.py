@@ -106,7 +106,12 @@ def test_typed_text_is_never_a_link_in_an_email(ctx, session, add_practitioner):
     messages = {m.recipient: m for m in session.scalars(select(OutboxMessage))}
     ack = messages["stranger@example.com"]
     [cancel_url] = re.findall(r"http://localhost/\S+/referrals/cancel/\S+", ack.body_text)
-    assert re.findall(r"<a [^>]*>", ack.body_html) == [f'<a href="{cancel_url}">']
+    listing_url = f"http://localhost/find-a-therapist/practitioners/{nina.id}"
+    # exactly the links the plugin made: the listing and the cancel link
+    assert re.findall(r"<a [^>]*>", ack.body_html) == [
+        f'<a href="{listing_url}">',
+        f'<a href="{cancel_url}">',
+    ]
     assert "https://evil.example/b now" in ack.body_html
     assert "Eve &lt;b&gt;visit&lt;/b&gt;" in ack.body_html
     notice = messages["nina@example.com"]
@@ -171,3 +176,91 @@ def test_recipient_counts_are_shared_in_redis_under_keys_without_the_address(
     assert "recipient" in key
     assert "pat@example.com" not in key
     assert hashlib.sha256(b"pat@example.com").hexdigest() not in key
+
+
+@pytest.fixture
+def nina(session, add_practitioner):
+    nina = add_practitioner(
+        "Nina Near",
+        (-33.87, 151.21),
+        email="nina@example.com",
+        phone="+61291234567",
+        modalities=("physiotherapy",),
+    )
+    place = nina.locations[0]
+    place.street, place.suburb, place.state, place.postcode = (
+        "1 Macquarie St",
+        "Sydney",
+        "NSW",
+        "2000",
+    )
+    session.commit()
+    return nina
+
+
+def _to(session, address: str) -> list[OutboxMessage]:
+    session.expire_all()
+    return list(
+        session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.recipient == address)
+            .order_by(OutboxMessage.id)
+        )
+    )
+
+
+def test_the_patient_can_reach_the_practitioner_from_the_acknowledgement_and_acceptance(
+    ctx, session, nina
+):
+    data = ReferralData(
+        patient_name="Pat", email="pat@example.com", consent_version="v", postcode="2010"
+    )
+    referral, _ = create_referral(session, nina, data)
+    transition(session, referral, "accepted", "practitioner:1")
+    session.commit()
+    ack, accepted = _to(session, "pat@example.com")
+    for message in (ack, accepted):
+        assert "Nina Near" in message.body_text
+        assert "Phone: (02) 9123 4567" in message.body_text
+        assert "Address: 1 Macquarie St, Sydney NSW 2000" in message.body_text
+        assert f"Listing: http://localhost/find-a-therapist/practitioners/{nina.id}" in (
+            message.body_text
+        )
+    assert "In an emergency call 000" in ack.body_text
+
+
+def test_a_decline_tells_the_patient_why_in_general_and_where_to_look_next(ctx, session, nina):
+    data = ReferralData(
+        patient_name="Pat", email="pat@example.com", consent_version="v", postcode="2010"
+    )
+    referral, _ = create_referral(session, nina, data)
+    transition(
+        session, referral, "declined", "practitioner:1", reason="Private note", category="see_gp"
+    )
+    session.commit()
+    [*_, declined] = _to(session, "pat@example.com")
+    assert "They advise you to see your GP first." in declined.body_text
+    assert "Private note" not in declined.body_text
+    assert (
+        "http://localhost/find-a-therapist/?postcode=2010&modality=physiotherapy"
+        in declined.body_text
+    )
+    assert referral.decline_category == "see_gp"
+
+
+def test_an_unknown_decline_category_is_refused(ctx, session, nina):
+    from referral.errors import InvalidInput
+
+    data = ReferralData(patient_name="Pat", email="pat@example.com", consent_version="v")
+    referral, _ = create_referral(session, nina, data)
+    with pytest.raises(InvalidInput, match="choose why"):
+        transition(session, referral, "declined", "p", reason="x", category="rude")
+
+
+def test_emails_come_from_the_site_at_its_own_host(make_app):
+    from referral.outbox import sender
+
+    app = make_app(REFERRAL_PUBLIC_URL="https://clinic.example", REFERRAL_SITE_NAME="Our Clinic")
+    assert sender(app.config) == "Our Clinic <referrals@clinic.example>"
+    chosen = make_app(REFERRAL_MAIL_FROM="Desk <desk@clinic.example>")
+    assert sender(chosen.config) == "Desk <desk@clinic.example>"

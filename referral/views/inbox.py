@@ -137,8 +137,11 @@ def answer_referral(referral_id: str, answer: str) -> Any:
             400,
         )
     reason = form.reason.data if answer == "decline" else None
+    category = (form.category.data or None) if answer == "decline" else None
     try:
-        old = transition(session, referral, ANSWERS[answer], actor, reason=reason)
+        old = transition(
+            session, referral, ANSWERS[answer], actor, reason=reason, category=category
+        )
     except InvalidInput as exc:
         session.rollback()
         return message_page("That did not work", exc.message, exc.status)
