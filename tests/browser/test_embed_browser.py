@@ -161,3 +161,33 @@ def test_demo_shows_a_working_snippet(page, demo_site, directory, audit):
     height, content = _wait_fit(page)  # same origin: 'self' is always allowed
     assert abs(height - content) <= 2
     audit(page, "demo-for-websites")
+
+
+def test_a_refused_frame_becomes_a_plain_link_to_the_finder(page, demo_site, serve, directory):
+    holder: dict[str, str] = {}
+    attributes = 'data-postcode="2000" data-wait="1500"'
+    stranger = serve(lambda e, s: clinic_page(holder["origin"], attributes)(e, s))
+    plugin = demo_site(REFERRAL_EMBED_ORIGINS=["https://clinic.example"])
+    holder["origin"] = plugin.origin
+    page.goto(stranger.url("/"))
+    link = page.locator(".referral-embed-fallback a")
+    link.wait_for(timeout=8000)
+    assert page.locator("iframe.referral-embed-frame").count() == 0  # no broken box
+    assert link.get_attribute("href") == f"{plugin.origin}{PREFIX}/?postcode=2000"
+    link.click()
+    page.get_by_role("heading", level=1).first.wait_for()
+    assert page.url.startswith(f"{plugin.origin}{PREFIX}/")
+
+
+def test_a_frame_that_loads_keeps_no_fallback(page, demo_site, serve, directory):
+    holder: dict[str, str] = {}
+    attributes = 'data-postcode="2000" data-wait="1500"'
+    clinic = serve(lambda e, s: clinic_page(holder["origin"], attributes)(e, s))
+    plugin = demo_site(REFERRAL_EMBED_ORIGINS=[clinic.origin])
+    holder["origin"] = plugin.origin
+    page.goto(clinic.url("/"))
+    frame = page.frame_locator("iframe.referral-embed-frame")
+    frame.locator(".referral-card").first.wait_for()
+    page.wait_for_timeout(2500)  # past data-wait: the frame said it loaded, so it stays
+    assert page.locator("iframe.referral-embed-frame").count() == 1
+    assert page.locator(".referral-embed-fallback").count() == 0

@@ -3,7 +3,10 @@
  * inserts the finder in an iframe right after itself and sizes the iframe to its content.
  * It accepts messages only from the plugin's origin (where this file came from) and only
  * from its own iframe; the plugin only frames itself for origins in REFERRAL_EMBED_ORIGINS.
- * data-: postcode, country, modality, radius-km, practitioner (an id), title, height. */
+ * data-: postcode, country, modality, radius-km, practitioner (an id), title, height, and
+ * wait (milliseconds, default 8000): when the frame has not said it loaded by then (the
+ * plugin refused to be framed by this site, or it is unreachable), a plain link to the
+ * finder takes the frame's place, never a broken box. */
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -28,6 +31,19 @@
   script.parentNode.insertBefore(frame, script.nextSibling);
 
   var pages = 0;
+  var wait = parseInt(data.wait, 10);
+  var fallback = window.setTimeout(function () {
+    if (pages > 0 || !frame.parentNode) return;
+    var direct = new URL(path.replace(/^embed\/?/, "") || "./", source);
+    direct.search = target.search;
+    var note = document.createElement("p");
+    note.className = "referral-embed-fallback";
+    var link = document.createElement("a");
+    link.href = direct.href;
+    link.textContent = (data.title || "Find a therapist") + " (opens the finder)";
+    note.appendChild(link);
+    frame.parentNode.replaceChild(note, frame);
+  }, wait > 0 && wait < 60000 ? wait : 8000);
   window.addEventListener("message", function (event) {
     if (event.origin !== source.origin || event.source !== frame.contentWindow) return;
     var message = event.data;
@@ -36,6 +52,7 @@
       var height = Math.ceil(Number(message.height));
       if (height > 0 && height < 100000) frame.style.height = height + "px";
     } else if (message.type === "referral:page") {
+      window.clearTimeout(fallback);
       // a new page in the frame: bring its top into view, as a normal page load would
       if (pages++ > 0 && frame.getBoundingClientRect().top < 0) frame.scrollIntoView();
     }
