@@ -59,3 +59,10 @@ def test_the_safety_notice_is_on_the_listing_and_can_be_changed(make_app, add_pr
     assert "referral-emergency" not in off.get(f"{P}/practitioners/{nina.id}").get_data(
         as_text=True
     )
+
+
+def test_every_page_starts_with_a_skip_link_to_the_content(client):
+    html = client.get(f"{P}/").get_data(as_text=True)
+    body = html[html.index("<body") :]
+    assert body.index('href="#main">Skip to the content</a>') < body.index("<header")
+    assert 'id="main"' in html
