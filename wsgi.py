@@ -76,6 +76,9 @@ def write_demo_settings(public_url: str, instance: Path = INSTANCE) -> Path:
         "# Keep this file private; a real site sets its own key and address.\n"
         f"SECRET_KEY = {key!r}\n"
         f"REFERRAL_PUBLIC_URL = {public_url!r}\n"
+        "# The demo runs offline: the shipped gazetteer answers postcodes and places, and\n"
+        "# the remote geocoder (which would need a user agent naming you) stays off.\n"
+        "REFERRAL_GEOCODER = None\n"
     )
     path.write_text(text, encoding="utf-8")
     os.chmod(path, 0o600)

@@ -17,6 +17,7 @@ def test_demo_reads_flask_prefixed_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("FLASK_REFERRAL_PER_PAGE", "7")
     monkeypatch.setenv("FLASK_SECRET_KEY", STRONG_KEY)
     monkeypatch.setenv("FLASK_REFERRAL_PUBLIC_URL", "https://clinic.example/")
+    monkeypatch.setenv("FLASK_REFERRAL_GEOCODER_USER_AGENT", "clinic.example (a@clinic.example)")
     app = create_app()
     assert str(app.extensions["referral"].engine.url) == url
     assert app.config["REFERRAL_PER_PAGE"] == 7
