@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -432,7 +433,7 @@ def test_one_request_a_second_for_the_whole_site_across_processes(
         t.join()
     times = sorted(r["at"] for r in nominatim.requests)
     assert len(times) == 4 and results == ["not found"] * 4
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.9, gaps
     assert any("geocoder-slot" in k for k in redis_limits.stored_keys())
 
