@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import bisect
 import difflib
-import heapq
 import math
 import re
 import threading
@@ -397,23 +396,25 @@ class Gazetteer:
         first = key.split()[0]
         lo = bisect.bisect_left(self.words, (first,))
         hi = bisect.bisect_left(self.words, (first + "\x7f",))
-        hits = {index for _, index in self.words[lo:hi]}
+        # entries are stored most likely first (delivery areas first): walk them in that
+        # order and stop once ``limit`` names starting with the text are found
+        hits = sorted({index for _, index in self.words[lo:hi]})
         wanted = " " + key
-
-        def fits(index: int) -> bool:
+        groups: tuple[list[Place], ...] = ([], [], [], [])
+        for index in hits:
             e = self.entries[index]
             if parsed.state and e.place.state != parsed.state:
-                return False
+                continue
             if parsed.postcode and not e.place.postcode.startswith(parsed.postcode):
-                return False
-            return (" " + e.key).find(wanted) >= 0
-
-        def rank(index: int) -> tuple:
-            e = self.entries[index]
-            return (e.place.kind != "delivery", not e.key.startswith(key), index)
-
-        best = heapq.nsmallest(limit, (i for i in hits if fits(i)), key=rank)
-        return [self.entries[i].place for i in best]
+                continue
+            if (" " + e.key).find(wanted) < 0:
+                continue
+            group = 2 * (e.place.kind != "delivery") + (not e.key.startswith(key))
+            if len(groups[group]) < limit:
+                groups[group].append(e.place)
+            if len(groups[0]) >= limit:
+                break
+        return [p for g in groups for p in g][:limit]
 
     def did_you_mean(self, text: str, limit: int = 3) -> list[Place]:
         """Places with names close to ``text`` (edit distance), most likely first; for a
