@@ -31,7 +31,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         REFERRAL_BASE_TEMPLATE="clinic/layout.html",
         REFERRAL_SITE_NAME="Find a therapist near you",
     )
-    app.config.from_pyfile(DEMO_SETTINGS, silent=True)
+    # from_pyfile joins a relative name to the root path, not the instance folder
+    app.config.from_pyfile(os.path.join(app.instance_path, DEMO_SETTINGS), silent=True)
     app.config.from_prefixed_env()
     if test_config:
         app.config.update(test_config)

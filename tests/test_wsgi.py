@@ -92,3 +92,17 @@ def test_demo_settings_make_a_random_key_once_and_keep_it(tmp_path):
     third: dict = {}
     exec(other.read_text(), {}, third)
     assert third["SECRET_KEY"] != first["SECRET_KEY"]
+
+
+def test_demo_reads_the_settings_it_wrote_into_its_instance_folder(monkeypatch, tmp_path):
+    """``make demo`` writes instance/demo.cfg; every later ``flask --app wsgi ...`` must read
+    it from there (not the repository root), or the demo refuses to start outside debug."""
+    import wsgi
+
+    monkeypatch.setattr(wsgi, "INSTANCE", tmp_path)
+    write_demo_settings("http://127.0.0.1:5091", tmp_path)
+    monkeypatch.setenv("FLASK_REFERRAL_DATABASE_URL", f"sqlite:///{tmp_path}/demo.sqlite")
+    app = create_app()  # not debug, not testing: the production checks run
+    assert app.config["REFERRAL_PUBLIC_URL"] == "http://127.0.0.1:5091"
+    assert app.config["REFERRAL_GEOCODER"] is None  # the demo is offline
+    app.extensions["referral"].engine.dispose()
