@@ -31,6 +31,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         REFERRAL_BASE_TEMPLATE="clinic/layout.html",
         REFERRAL_SITE_NAME="Find a therapist near you",
     )
+    # from_pyfile joins a relative name to the root path, not the instance folder
     app.config.from_pyfile(os.path.join(app.instance_path, DEMO_SETTINGS), silent=True)
     app.config.from_prefixed_env()
     if test_config:
@@ -76,6 +77,9 @@ def write_demo_settings(public_url: str, instance: Path = INSTANCE) -> Path:
         "# Keep this file private; a real site sets its own key and address.\n"
         f"SECRET_KEY = {key!r}\n"
         f"REFERRAL_PUBLIC_URL = {public_url!r}\n"
+        "# The demo runs offline: the shipped gazetteer answers postcodes and places, and\n"
+        "# the remote geocoder (which would need a user agent naming you) stays off.\n"
+        "REFERRAL_GEOCODER = None\n"
     )
     path.write_text(text, encoding="utf-8")
     os.chmod(path, 0o600)

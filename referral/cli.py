@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from referral import migrate, outbox, referrals, search
 from referral.db import get_engine, get_session
 from referral.errors import InvalidInput
-from referral.geo import postcodes
+from referral.geo import geocode, postcodes
 from referral.models import Postcode
 
 
@@ -40,7 +40,8 @@ def upgrade_command(revision: str) -> None:
 )
 @with_appcontext
 def load_postcodes_command(country: str | None, file: Path | None) -> None:
-    """Load postcode centroids from a GeoNames FILE, or offline data when none is given."""
+    """Load postcode centroids from a GeoNames FILE, or with none the gazetteer shipped for
+    the country (Australia: GeoNames, CC BY 4.0), else countrystatecity-postal-codes."""
     country = (country or current_app.config["REFERRAL_DEFAULT_COUNTRY"]).upper()
     session = get_session()
     if file is not None:
@@ -53,10 +54,8 @@ def load_postcodes_command(country: str | None, file: Path | None) -> None:
             )
     else:
         try:
-            centroids = postcodes.offline_centroids(country)
-            count = postcodes.load_centroids(
-                session, centroids, source=postcodes.OFFLINE_SOURCE, country=country
-            )
+            centroids, source = postcodes.default_centroids(country)
+            count = postcodes.load_centroids(session, centroids, source=source, country=country)
         except RuntimeError as exc:
             raise click.ClickException(str(exc)) from None
     if count == 0:
@@ -78,19 +77,19 @@ def optimize_command() -> None:
 @with_appcontext
 def demo_command(practitioners: int, seed: int) -> None:
     """Seed a realistic demo directory around Australian cities (idempotent)."""
-    from referral.demo import CITIES, seed_demo
+    from referral.demo import seed_demo
 
     session = get_session()
-    present = session.scalar(
-        select(func.count(func.distinct(Postcode.postcode))).where(
-            Postcode.country == "AU", Postcode.postcode.in_(CITIES.values())
+    shipped = session.scalar(
+        select(func.count(Postcode.id)).where(
+            Postcode.country == "AU", Postcode.source == postcodes.SHIPPED_SOURCE
         )
     )
-    if present < len(CITIES):
+    if not shipped:  # the whole gazetteer, so every suburb a visitor types is found offline
         count = postcodes.load_centroids(
-            session, postcodes.offline_centroids("AU"), source=postcodes.OFFLINE_SOURCE
+            session, postcodes.shipped_centroids("AU"), source=postcodes.SHIPPED_SOURCE
         )
-        click.echo(f"Loaded {count} Australian postcodes.")
+        click.echo(f"Loaded {count} Australian localities (GeoNames).")
     created = seed_demo(session, practitioners=practitioners, seed=seed)
     click.echo(f"Demo directory: {created} practitioners added.")
 
@@ -143,8 +142,9 @@ def send_outbox_command(
 @with_appcontext
 def purge_command(days: int, yes: bool) -> None:
     """Delete old referrals with their events and messages (health data is kept no longer
-    than needed), and delivered or failed outbox messages older than
-    REFERRAL_OUTBOX_RETENTION_DAYS (their text holds reset and confirmation links)."""
+    than needed), delivered or failed outbox messages older than
+    REFERRAL_OUTBOX_RETENTION_DAYS (their text holds reset and confirmation links), and
+    geocode cache rows past REFERRAL_GEOCODE_CACHE_DAYS / _NOT_FOUND_DAYS (typed places)."""
     retention = int(current_app.config["REFERRAL_OUTBOX_RETENTION_DAYS"])
     if not yes:
         click.confirm(
@@ -155,8 +155,10 @@ def purge_command(days: int, yes: bool) -> None:
     session = get_session()
     count = referrals.purge(session, timedelta(days=days))
     messages = outbox.purge(session, timedelta(days=retention))
+    cached = geocode.purge_cache(session, current_app.config)
     click.echo(f"Purged {count} referrals older than {days} days.")
     click.echo(f"Removed {messages} sent or failed outbox messages older than {retention} days.")
+    click.echo(f"Removed {cached} expired geocode cache entries.")
 
 
 @referral_cli.command("create-admin")

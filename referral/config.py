@@ -108,7 +108,8 @@ SETTINGS: dict[str, Setting] = {
     "GEOCODER_USER_AGENT": Setting(
         "referral-therapist-directory/0.1 (set REFERRAL_GEOCODER_USER_AGENT)",
         "User agent sent to the geocoder; Nominatim's policy asks for one naming your site "
-        "and a contact.",
+        "and a contact. Outside debug and testing the plugin refuses to start with this "
+        "placeholder while `REFERRAL_GEOCODER` is on.",
     ),
     "GEOCODER_DOMAIN": Setting(
         None, "Geocoder host (and port), e.g. your own Nominatim; `None`: the provider's."
@@ -119,8 +120,16 @@ SETTINGS: dict[str, Setting] = {
     ),
     "GEOCODER_MIN_DELAY": Setting(
         1.0,
-        "Seconds between two geocoder requests from one process (geopy's RateLimiter; "
-        "Nominatim allows 1 request/s).",
+        "Seconds between two geocoder requests from the whole site (rounded up to whole "
+        "seconds; Nominatim allows 1 request/s), counted in `REFERRAL_RATELIMIT_STORAGE_URL`: "
+        "with Redis it holds across every worker and machine. A request waits up to "
+        "`REFERRAL_GEOCODER_TIMEOUT` for its turn, then the person is asked for a postcode. "
+        "`0` turns the spacing off (your own geocoder).",
+    ),
+    "GEOCODER_CLIENT_RATE_LIMIT": Setting(
+        "10 per minute",
+        "Searches one client address may make that reach the remote geocoder (Flask-Limiter "
+        "syntax; postcode and suburb searches never count). `None` turns it off.",
     ),
     "GEOCODER_OPTIONS": Setting(
         {}, "Extra keyword arguments for the geocoder class, e.g. `{'api_key': ...}`."
@@ -128,6 +137,16 @@ SETTINGS: dict[str, Setting] = {
     "GEOCODE_CACHE_DAYS": Setting(90, "Days a place found by the geocoder stays cached."),
     "GEOCODE_NOT_FOUND_DAYS": Setting(
         1, "Days a place the geocoder did not find is remembered as not found."
+    ),
+    "GEOCODE_CACHE_MAX_ROWS": Setting(
+        10000,
+        "Most rows the geocode cache keeps; the oldest go first. `flask referral purge` also "
+        "removes rows past their days.",
+    ),
+    "HOME_REGION": Setting(
+        None,
+        "The site's own state or region as the postcode data writes it (`NSW`, `VIC`, ...): "
+        "a place name found in several (Newtown, Perth) means the one there first.",
     ),
     "AUTOCOMPLETE_LIMIT": Setting(10, "Most suggestions the place autocomplete returns."),
     "CORS_ORIGINS": Setting(

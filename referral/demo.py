@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from referral.geo.distance import great_circle_km
+from referral.geo.gazetteer import postcode_kind
 from referral.models import (
     Condition,
     HealthFund,
@@ -150,7 +151,11 @@ def _postcode_pools(session: Session) -> dict[str, list[Postcode]]:
             )
             .order_by(Postcode.postcode)
         ).all()
+        # practices sit in suburbs people live in, not at a PO box or mail centre's point
         pools[city] = [
-            p for p in near if great_circle_km(centre.lat, centre.lon, p.lat, p.lon) <= SPREAD_KM
+            p
+            for p in near
+            if great_circle_km(centre.lat, centre.lon, p.lat, p.lon) <= SPREAD_KM
+            and postcode_kind(p.country, p.postcode, p.place) == "delivery"
         ] or [centre]
     return pools

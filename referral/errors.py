@@ -8,8 +8,12 @@ class InvalidInput(ValueError):
 
     status = 400
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(
+        self, code: str, message: str, status: int = 400, *, suggestions: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        #: what the visitor may have meant ("Did you mean ..."), for ``location_not_found``
+        self.suggestions = suggestions

@@ -221,6 +221,8 @@ class Postcode(Base):
     state: Mapped[str | None] = mapped_column(String(100))
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
+    #: GeoNames' accuracy code (1 estimated, 4 geonameid, 6 centroid); ``None`` unknown
+    accuracy: Mapped[int | None] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(60))
 
 
@@ -236,7 +238,7 @@ class GeocodeCache(Base):
     lon: Mapped[float | None] = mapped_column(Float)
     label: Mapped[str | None] = mapped_column(String(500))
     provider: Mapped[str] = mapped_column(String(60))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
 class ReferralRequest(Base):

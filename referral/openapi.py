@@ -36,9 +36,20 @@ ERRORS: dict[str, tuple[int, str]] = {
     "invalid_characters": (400, "A parameter contains control characters (such as NUL)."),
     "invalid_q": (400, "q is missing or longer than 100 characters."),
     "invalid_limit": (400, "limit is not a whole number from 1 to REFERRAL_AUTOCOMPLETE_LIMIT."),
-    "location_not_found": (404, "Nothing matched the postcode or suburb."),
+    "location_not_found": (
+        404,
+        "Nothing matched the postcode or suburb: a postcode-shaped string not in the "
+        "country's list, text with no letter or digit, or a name the gazetteer does not hold "
+        "(answered at once, no remote call unless the text reads like an address); "
+        "`error.suggestions` lists places the person may have meant.",
+    ),
     "not_found": (404, "No such path, or no active practitioner with that id."),
     "method_not_allowed": (405, "The API is read-only: GET (and HEAD, OPTIONS) only."),
+    "geocoder_rate_limited": (
+        429,
+        "This client has made REFERRAL_GEOCODER_CLIENT_RATE_LIMIT searches that reach the "
+        "remote geocoder; search by postcode or suburb, or retry later (see Retry-After).",
+    ),
     "geocoder_unavailable": (
         503,
         "The place was not in the postcode table and the remote geocoder timed out or "
@@ -51,6 +62,7 @@ STATUS_TEXT = {
     400: "Bad input",
     404: "Not found",
     405: "Method not allowed",
+    429: "Too many requests",
     500: "Server fault",
     503: "Location service unavailable",
 }
@@ -77,7 +89,7 @@ def _error_response(status: int) -> dict[str, Any]:
         "description": f"{STATUS_TEXT[status]}. Codes: {listed}",
         "content": {"application/json": {"schema": schema}},
     }
-    if status == 503:
+    if status in (429, 503):
         response["headers"] = {
             "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}
         }
@@ -209,6 +221,18 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
                     },
                     "radius_km": {"type": "number"},
                     "filters": {"type": "object", "description": "The filters applied."},
+                    "alternatives": {
+                        "type": "array",
+                        "items": _ref("Alternative"),
+                        "description": "Present when the text was ambiguous (Newtown is in "
+                        "NSW, VIC and QLD): the other places it could mean, most likely "
+                        "first; lat/lon/label are the most likely one.",
+                    },
+                    "attribution": {
+                        "type": "string",
+                        "description": "Present when a remote geocoder found the place: the "
+                        "credit to show with it (e.g. © OpenStreetMap contributors).",
+                    },
                 },
             },
             "total": {"type": "integer", "description": "Practitioners within radius_km."},
@@ -226,11 +250,28 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
     }
     place = {
         "type": "object",
-        "required": ["place", "postcode", "state", "lat", "lon"],
+        "required": ["place", "postcode", "state", "lat", "lon", "label", "kind"],
         "properties": {
             "place": {"type": "string"},
             "postcode": {"type": "string"},
             "state": nullable_str,
+            "lat": {"type": "number"},
+            "lon": {"type": "number"},
+            "label": {"type": "string", "description": "As a local writes it: Sydney NSW 2000."},
+            "kind": {
+                "type": "string",
+                "enum": ["delivery", "pobox"],
+                "description": "`pobox`: a PO box or large-volume-receiver postcode.",
+            },
+        },
+    }
+    alternative = {
+        "type": "object",
+        "required": ["label", "postcode", "state", "lat", "lon"],
+        "properties": {
+            "label": {"type": "string"},
+            "postcode": {"type": "string"},
+            "state": {"type": "string"},
             "lat": {"type": "number"},
             "lon": {"type": "number"},
         },
@@ -245,6 +286,12 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
                 "properties": {
                     "code": {"type": "string", "enum": error_codes()},
                     "message": {"type": "string", "description": "For the person; may change."},
+                    "suggestions": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "location_not_found only: places the person may "
+                        "have meant, as labels to search for (Did you mean ...).",
+                    },
                 },
             }
         },
@@ -332,7 +379,7 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
                     "summary": "Active practitioners near a place, nearest first",
                     "parameters": search_params,
                     "responses": _responses(
-                        _json("Results, nearest first.", _ref("SearchResponse")), 400, 404, 503
+                        _json("Results, nearest first.", _ref("SearchResponse")), 400, 404, 429, 503
                     ),
                 }
             },
@@ -358,7 +405,9 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
                 "get": {
                     "operationId": "suggestPlaces",
                     "summary": "Suburbs and postcodes starting with q (autocomplete)",
-                    "description": "Served from the local postcode table only.",
+                    "description": "Served from the local gazetteer only (never a remote "
+                    "service): localities matching the start of any word of their name, "
+                    "delivery areas first.",
                     "parameters": [
                         _param(
                             "q",
@@ -409,6 +458,7 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
                 "Practitioner": detail,
                 "SearchResponse": search_response,
                 "Place": place,
+                "Alternative": alternative,
             }
         },
     }

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from referral.errors import InvalidInput
 from referral.geo import LocationNotFound, Point
-from referral.geo.geocode import LocationServiceUnavailable, locate
+from referral.geo.geocode import GeocoderLimitReached, LocationServiceUnavailable, locate
 from referral.geo.postcodes import MAX_QUERY_LENGTH
 from referral.models import Condition, HealthFund
 from referral.search import Filters, Results, modality_ids, search
@@ -106,8 +106,12 @@ def parse_search(
             point = locate(session, postcode, country, config)
         except LocationServiceUnavailable as exc:
             raise InvalidInput("geocoder_unavailable", str(exc), 503) from None
+        except GeocoderLimitReached as exc:
+            raise InvalidInput("geocoder_rate_limited", str(exc), 429) from None
         except LocationNotFound as exc:
-            raise InvalidInput("location_not_found", str(exc), 404) from None
+            raise InvalidInput(
+                "location_not_found", str(exc), 404, suggestions=exc.suggestions
+            ) from None
     else:
         raise InvalidInput(
             "missing_location", "Enter a postcode or suburb, or share your location."

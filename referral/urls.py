@@ -87,10 +87,12 @@ MIN_SECRET_BYTES = 32
 
 
 def check_deployment(app: Flask) -> None:
-    """Refuse to start outside debug and testing without a public URL or with a weak key.
+    """Refuse to start outside debug and testing without a public URL, with a weak key, or
+    with the placeholder geocoder user agent while the remote geocoder is on.
 
     A ``SECRET_KEY`` signs sessions, reset links and embed form tokens: a known placeholder
-    or a short one lets anyone forge them.
+    or a short one lets anyone forge them. A geocoder's operator needs to know who to
+    contact about the traffic.
     """
     if app.debug or app.testing:
         return
@@ -110,4 +112,17 @@ def check_deployment(app: Flask) -> None:
         raise RuntimeError(
             f"SECRET_KEY is {len(raw)} bytes; use at least {MIN_SECRET_BYTES} random bytes "
             "(python -c 'import secrets; print(secrets.token_hex(32))')."
+        )
+    from referral.config import SETTINGS
+
+    placeholder = SETTINGS["GEOCODER_USER_AGENT"].default
+    if app.config["REFERRAL_GEOCODER"] and app.config["REFERRAL_GEOCODER_USER_AGENT"] in (
+        placeholder,
+        "",
+        None,
+    ):
+        raise RuntimeError(
+            "Set REFERRAL_GEOCODER_USER_AGENT to a user agent naming your site and a contact "
+            "(e.g. 'clinic.example directory (admin@clinic.example)'), as Nominatim's usage "
+            "policy asks, or turn the remote geocoder off with REFERRAL_GEOCODER = None."
         )

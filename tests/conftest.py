@@ -107,6 +107,17 @@ def database_url(_template_db: str, tmp_path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+@pytest.fixture(autouse=True)
+def _no_demo_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Apps made in tests never read the worktree's own instance/demo.cfg (written by
+    ``make demo``): each test gets an empty instance folder of its own."""
+    import wsgi
+
+    folder = tmp_path / "instance"
+    folder.mkdir(exist_ok=True)
+    monkeypatch.setattr(wsgi, "INSTANCE", folder)
+
+
 @pytest.fixture
 def test_apps() -> list[Flask]:
     """Every app ``make_app`` built in this test."""

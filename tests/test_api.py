@@ -147,20 +147,21 @@ def test_taxonomy_lists(client, spec, path, first_slug):
 def test_places_autocomplete_from_our_table(client, spec):
     body = client.get(f"{API}/places?q=surr&country=AU").get_json()
     assert body == [
-        {"place": "Surry Hills", "postcode": "2010", "state": "New South Wales",
-         "lat": -33.884, "lon": 151.212}
+        {"place": "Surry Hills", "postcode": "2010", "state": "NSW", "lat": -33.884,
+         "lon": 151.212, "label": "Surry Hills NSW 2010", "kind": "delivery"}
     ]  # fmt: skip
+    _validator(spec, "Place").validate(body[0])
     by_postcode = client.get(f"{API}/places?q=20").get_json()
-    assert [(p["postcode"], p["place"]) for p in by_postcode] == [
-        ("2000", "Barangaroo"),
-        ("2060", "North Sydney"),
-        ("2010", "Surry Hills"),
-        ("2000", "Sydney"),
+    assert [p["label"] for p in by_postcode] == [
+        "Sydney NSW 2000",
+        "Sydney NSW 2001",
+        "Surry Hills NSW 2010",
+        "North Sydney NSW 2060",
     ]
     assert len(client.get(f"{API}/places?q=2&limit=2").get_json()) == 2
     assert client.get(f"{API}/places?q=auck&country=NZ").get_json()[0]["place"] == "Auckland"
     assert client.get(f"{API}/places?q=auck&country=AU").get_json() == []
-    assert client.get(f"{API}/places?q=%25").get_json() == []  # LIKE wildcards are literal
+    assert client.get(f"{API}/places?q=%25").get_json() == []  # no wildcards
     assert client.get(f"{API}/places?q=_").get_json() == []
 
 

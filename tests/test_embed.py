@@ -168,6 +168,7 @@ def test_origins_from_the_demo_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("FLASK_REFERRAL_EMBED_ORIGINS", "https://a.example https://b.example:8443")
     monkeypatch.setenv("FLASK_SECRET_KEY", "k" * 32)
     monkeypatch.setenv("FLASK_REFERRAL_PUBLIC_URL", "https://clinic.example")
+    monkeypatch.setenv("FLASK_REFERRAL_GEOCODER_USER_AGENT", "clinic.example (a@clinic.example)")
     app = create_app()
     assert app.config["REFERRAL_EMBED_ORIGINS"] == ["https://a.example", "https://b.example:8443"]
     app.extensions["referral"].engine.dispose()

@@ -17,6 +17,7 @@ def test_demo_reads_flask_prefixed_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("FLASK_REFERRAL_PER_PAGE", "7")
     monkeypatch.setenv("FLASK_SECRET_KEY", STRONG_KEY)
     monkeypatch.setenv("FLASK_REFERRAL_PUBLIC_URL", "https://clinic.example/")
+    monkeypatch.setenv("FLASK_REFERRAL_GEOCODER_USER_AGENT", "clinic.example (a@clinic.example)")
     app = create_app()
     assert str(app.extensions["referral"].engine.url) == url
     assert app.config["REFERRAL_PER_PAGE"] == 7
@@ -105,4 +106,5 @@ def test_the_demo_starts_from_its_settings_file_alone(monkeypatch, tmp_path):
     assert app.config["REFERRAL_PUBLIC_URL"] == "http://127.0.0.1:5077"
     assert len(app.config["SECRET_KEY"]) == 64
     assert app.config["REFERRAL_SECURE_COOKIES"] is False  # the demo is plain HTTP
+    assert app.config["REFERRAL_GEOCODER"] is None  # the demo is offline
     app.extensions["referral"].engine.dispose()

@@ -1,27 +1,36 @@
 """Postcode and suburb centroids: loading them, and looking up what a visitor typed.
 
-Two sources: GeoNames postal-code text files (tab-separated: country, postal code, place
-name, admin1 name, admin1 code, admin2 name, admin2 code, admin3 name, admin3 code,
-latitude, longitude, accuracy), and the offline centroids shipped by the PyPI package
-``countrystatecity-postal-codes`` (ODbL; install the ``postcodes`` extra).
+Sources: the Australian gazetteer shipped in this package (``geo/data/AU.txt.gz``: every
+GeoNames postal-code row for Australia, CC BY 4.0, rebuilt by
+``python -m referral.geo.build_gazetteer``), GeoNames postal-code text files of any
+country (tab-separated: country, postal code, place name, admin1 name, admin1 code, admin2
+name, admin2 code, admin3 name, admin3 code, latitude, longitude, accuracy), and the
+offline centroids of the PyPI package ``countrystatecity-postal-codes`` (ODbL; the
+``postcodes`` extra) for other countries. What the rows mean is decided in
+:mod:`referral.geo.gazetteer`.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
-from referral.geo import LocationNotFound, Point
+from referral.geo import Alternative, LocationNotFound, Point, gazetteer
 from referral.models import Postcode
 
 OFFLINE_SOURCE = "countrystatecity-postal-codes (ODbL 1.0)"
+SHIPPED_SOURCE = "GeoNames (CC BY 4.0)"
+#: countries whose complete gazetteer ships inside the package
+SHIPPED = {"AU": Path(__file__).parent / "data" / "AU.txt.gz"}
 MAX_QUERY_LENGTH = 100
 _SPACES = re.compile(r"\s+")
 
@@ -34,6 +43,7 @@ class Centroid:
     state: str | None
     lat: float
     lon: float
+    accuracy: int | None = None
 
 
 def normalise_postcode(text: str) -> str:
@@ -54,14 +64,33 @@ def parse_geonames(stream: IO[str]) -> Iterator[Centroid]:
             lat, lon = float(row[9]), float(row[10])
         except ValueError:
             continue
+        accuracy = row[11].strip() if len(row) > 11 else ""
+        code = row[4].strip()
+        # "NSW" as Australians write it; a numeric admin1 code ("07") means nothing to people
+        state = code if code.isalpha() and len(code) <= 3 else row[3].strip() or code
         yield Centroid(
             country=row[0].strip().upper(),
             postcode=normalise_postcode(row[1]),
             place=row[2].strip(),
-            state=(row[3] or row[4]).strip() or None,
+            state=state or None,
             lat=lat,
             lon=lon,
+            accuracy=int(accuracy) if accuracy.isdigit() else None,
         )
+
+
+def shipped_centroids(country: str) -> Iterator[Centroid]:
+    """The complete gazetteer shipped for ``country`` (``KeyError`` when none is)."""
+    with gzip.open(SHIPPED[country.upper()], "rt", encoding="utf-8") as stream:
+        yield from parse_geonames(stream)
+
+
+def default_centroids(country: str) -> tuple[Iterator[Centroid], str]:
+    """What ``load-postcodes`` loads with no file: the shipped gazetteer when there is one,
+    else ``countrystatecity-postal-codes``; with the source to record."""
+    if country.upper() in SHIPPED:
+        return shipped_centroids(country), SHIPPED_SOURCE
+    return offline_centroids(country), OFFLINE_SOURCE
 
 
 def offline_centroids(country: str) -> Iterator[Centroid]:
@@ -110,6 +139,7 @@ def load_centroids(
             "state": c.state,
             "lat": c.lat,
             "lon": c.lon,
+            "accuracy": c.accuracy,
             "source": source,
         }
     countries = {key[0] for key in rows}
@@ -123,6 +153,7 @@ def load_centroids(
     except Exception:
         session.rollback()
         raise
+    gazetteer.changed()
     return len(rows)
 
 
@@ -143,59 +174,46 @@ def checked_query(text: str) -> str:
     return query
 
 
-def lookup(session: Session, query: str, country: str) -> Point:
-    """Resolve a postcode or suburb name from the local table.
+def lookup(session: Session, query: str, country: str, *, home_region: str | None = None) -> Point:
+    """Resolve a postcode or place name from the local gazetteer.
 
-    Several rows for one postcode (suburbs sharing it) give their mean centre.
-    Raises :class:`LocationNotFound` with a message for the person.
+    Raises :class:`LocationNotFound` with a message for the person and "Did you mean"
+    suggestions; its ``remote`` is ``False`` when no remote geocoder should be asked (a
+    postcode-shaped string not in the country's list, or text with no letter or digit).
     """
     text = checked_query(query)
-    country = country.upper()
-    found = session.execute(
-        select(func.avg(Postcode.lat), func.avg(Postcode.lon), func.min(Postcode.place)).where(
-            Postcode.country == country, Postcode.postcode == text
+    shown = " ".join(query.split())
+    if not gazetteer.has_letter_or_digit(text):
+        raise LocationNotFound(f"We could not find the postcode or suburb “{shown}”.", remote=False)
+    found = gazetteer.for_country(session, country)
+    if found is None:
+        raise LocationNotFound(f"We could not find the postcode or suburb “{shown}”.")
+    resolved = found.resolve(text, home_region)
+    if resolved is not None:
+        place = resolved.place
+        return Point(
+            place.lat,
+            place.lon,
+            place.label,
+            resolved.source,
+            alternatives=tuple(_alternative(p) for p in resolved.alternatives),
         )
-    ).one()
-    if found[0] is not None:
-        return Point(found[0], found[1], f"{text} {found[2]}", "postcode")
-    row = session.execute(
-        select(Postcode.lat, Postcode.lon, Postcode.place, Postcode.postcode)
-        .where(Postcode.country == country, Postcode.place_key == place_key(query))
-        .order_by(Postcode.postcode)
-        .limit(1)
-    ).first()
-    if row is not None:
-        return Point(row.lat, row.lon, f"{row.place} {row.postcode}", "suburb")
-    place, _, code = text.rpartition(" ")
-    if place:  # "Surry Hills 2010", as the autocomplete offers it
-        row = session.execute(
-            select(Postcode.lat, Postcode.lon, Postcode.place, Postcode.postcode).where(
-                Postcode.country == country,
-                Postcode.postcode == code,
-                Postcode.place_key == place_key(place.rstrip(",")),
-            )
-        ).first()
-        if row is not None:
-            return Point(row.lat, row.lon, f"{row.place} {row.postcode}", "suburb")
-    raise LocationNotFound(f"We could not find the postcode or suburb “{query.strip()}”.")
-
-
-def suggest(session: Session, prefix: str, country: str, limit: int = 10) -> list[Postcode]:
-    """Places whose name or postcode starts with ``prefix``: the search box's autocomplete,
-    served from our own table so typing never calls a remote service."""
-    text = place_key(prefix)
-    if not text:
-        return []
-    pattern = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return list(
-        session.scalars(
-            select(Postcode)
-            .where(
-                Postcode.country == country.upper(),
-                Postcode.place_key.like(pattern, escape="\\")
-                | Postcode.postcode.like(pattern.upper(), escape="\\"),
-            )
-            .order_by(Postcode.place_key, Postcode.postcode)
-            .limit(limit)
-        )
+    raise LocationNotFound(
+        f"We could not find the postcode or suburb “{shown}”.",
+        suggestions=tuple(p.label for p in found.did_you_mean(text)),
+        remote=not found.postcode_shaped(text),
     )
+
+
+def _alternative(place: gazetteer.Place) -> Alternative:
+    return Alternative(place.label, place.postcode, place.state, place.lat, place.lon)
+
+
+def suggest(session: Session, prefix: str, country: str, limit: int = 10) -> list[gazetteer.Place]:
+    """Places matching the start of any word of their name, or their postcode: the search
+    box's autocomplete, served from the local gazetteer so typing never calls a remote
+    service."""
+    found = gazetteer.for_country(session, country)
+    if found is None:
+        return []
+    return found.complete(prefix, limit)

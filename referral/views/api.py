@@ -80,7 +80,15 @@ def places() -> Response:
     q, country, limit = parse_places(request.args, current_app.config)
     return jsonify(
         [
-            {"place": p.place, "postcode": p.postcode, "state": p.state, "lat": p.lat, "lon": p.lon}
+            {
+                "place": p.name,
+                "postcode": p.postcode,
+                "state": p.state or None,
+                "lat": p.lat,
+                "lon": p.lon,
+                "label": p.label,
+                "kind": p.kind,
+            }
             for p in suggest(read_session(), q, country, limit)
         ]
     )
@@ -115,18 +123,27 @@ def search_document(query: SearchQuery, results: Results) -> dict[str, Any]:
     """The v1 search response: the query as understood, a page of results, and the
     nearest beyond the radius when nothing is inside it."""
     page_url = page_urls()
+    point = query.point
+    understood: dict[str, Any] = {
+        "postcode": query.postcode,
+        "country": query.country,
+        "lat": point.lat,
+        "lon": point.lon,
+        "label": point.label,
+        "source": point.source,
+        "radius_km": query.radius_km,
+        # one level of plain fields: asdict's deep copy cost more than the rest of this
+        "filters": {f.name: getattr(query.filters, f.name) for f in FILTER_FIELDS},
+    }
+    if point.alternatives:
+        understood["alternatives"] = [
+            {"label": a.label, "postcode": a.postcode, "state": a.state, "lat": a.lat, "lon": a.lon}
+            for a in point.alternatives
+        ]
+    if point.attribution:
+        understood["attribution"] = point.attribution
     return {
-        "query": {
-            "postcode": query.postcode,
-            "country": query.country,
-            "lat": query.point.lat,
-            "lon": query.point.lon,
-            "label": query.point.label,
-            "source": query.point.source,
-            "radius_km": query.radius_km,
-            # one level of plain fields: asdict's deep copy cost more than the rest of this
-            "filters": {f.name: getattr(query.filters, f.name) for f in FILTER_FIELDS},
-        },
+        "query": understood,
         "total": results.total,
         "page": results.page,
         "per_page": results.per_page,
@@ -205,10 +222,13 @@ def error_response(exc: InvalidInput | HTTPException) -> tuple[Response, int]:
         message = exc.description or "Request failed."
         if code == "internal_error":
             status, message = 500, "Something went wrong on our side; please try again."
-    response = jsonify(error={"code": code, "message": message})
+    error: dict[str, Any] = {"code": code, "message": message}
+    if isinstance(exc, InvalidInput) and exc.code == "location_not_found":
+        error["suggestions"] = list(exc.suggestions)
+    response = jsonify(error=error)
     if isinstance(exc, MethodNotAllowed):
         response.headers["Allow"] = ", ".join(exc.valid_methods or READ_METHODS)
-    if status == 503:
+    if status in (429, 503):
         response.headers["Retry-After"] = "60"
     return response, status
 

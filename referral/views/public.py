@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from flask import (
     Blueprint,
     abort,
@@ -61,10 +63,25 @@ def index() -> tuple[str, int] | str:
         query = parse_search(session, request.args, current_app.config)
     except InvalidInput as exc:
         context["error"] = exc.message
+        context["suggestions"] = [
+            (label, _search_for(label)) for label in getattr(exc, "suggestions", ())
+        ]
         return render_template("referral/search.html", **context), exc.status
     context["query"] = query
+    if query.point.alternatives:
+        # "Newtown" is in three states: ask, most likely first, before searching any
+        places = [query.point.label] + [a.label for a in query.point.alternatives]
+        context["choices"] = [(label, _search_for(label)) for label in places]
+        context["asked"] = query.postcode.strip()
+        return render_template("referral/search.html", **context)
     context["results"] = run_search(session, query, current_app.config)
     return render_template("referral/search.html", **context)
+
+
+def _search_for(label: str) -> str:
+    """This search again with ``label`` as the place (filters kept)."""
+    args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("postcode", "page")]
+    return url_for("referral.index") + "?" + urlencode([("postcode", label), *args])
 
 
 def practitioner(practitioner_id: int) -> Response:

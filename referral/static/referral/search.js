@@ -1,9 +1,11 @@
 /* Search page enhancements; the form works without them.
- * 1. Place autocomplete: suggestions from our own /api/v1/places (the local postcode
- *    table), debounced and cached, in a native <datalist> (keyboard support built in).
- *    Never a call to a remote geocoder per keystroke.
- * 2. "Use my location": shown only when the browser has navigator.geolocation; fills the
- *    hidden lat/lon and submits, with a clear message when it cannot.
+ * 1. Place autocomplete: suggestions from our own /api/v1/places (the local gazetteer),
+ *    debounced and cached, in a native <datalist> (keyboard support built in), written
+ *    as a local would: "Sydney NSW 2000". Never a call to a remote geocoder per keystroke.
+ * 2. "Use my location": shown only when the browser has navigator.geolocation; rounds the
+ *    position to two decimals (about 1 km) before it goes into any URL, so no access log
+ *    ever holds a home address; fills the hidden lat/lon and submits, with a clear message
+ *    when it cannot.
  */
 (function () {
   "use strict";
@@ -30,8 +32,7 @@
       list.textContent = "";
       places.forEach(function (p) {
         var option = document.createElement("option");
-        option.value = p.place + " " + p.postcode;
-        if (p.state) { option.label = p.state; }
+        option.value = p.label;
         list.appendChild(option);
       });
     };
@@ -87,8 +88,9 @@
     say("Finding your location…");
     button.disabled = true;
     navigator.geolocation.getCurrentPosition(function (position) {
-      lat.value = position.coords.latitude.toFixed(5);
-      lon.value = position.coords.longitude.toFixed(5);
+      // about 1 km: enough to find the nearest practitioners, too coarse for a house
+      lat.value = position.coords.latitude.toFixed(2);
+      lon.value = position.coords.longitude.toFixed(2);
       lat.disabled = lon.disabled = false;
       if (postcode) { postcode.value = ""; postcode.disabled = true; }
       form.submit();
