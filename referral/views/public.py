@@ -19,6 +19,7 @@ from referral.errors import InvalidInput
 from referral.listings import public_listing
 from referral.models import Condition, HealthFund, Modality
 from referral.query import parse_search, run_search, search_back
+from referral.search import listed_languages
 
 
 def register(bp: Blueprint) -> None:
@@ -51,6 +52,7 @@ def index() -> tuple[str, int] | str:
         "modalities": session.scalars(select(Modality).order_by(Modality.name)).all(),
         "conditions": session.scalars(select(Condition).order_by(Condition.name)).all(),
         "funds": session.scalars(select(HealthFund).order_by(HealthFund.name)).all(),
+        "languages": listed_languages(session),
         "args": request.args,
         "results": None,
         "error": None,
@@ -63,7 +65,11 @@ def index() -> tuple[str, int] | str:
         context["error"] = exc.message
         return render_template("referral/search.html", **context), exc.status
     context["query"] = query
-    context["results"] = run_search(session, query, current_app.config)
+    try:
+        context["results"] = run_search(session, query, current_app.config)
+    except InvalidInput as exc:  # the search ran past its time limit
+        context["error"] = exc.message
+        return render_template("referral/search.html", **context), exc.status
     return render_template("referral/search.html", **context)
 
 
