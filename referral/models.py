@@ -207,7 +207,11 @@ class Location(Base):
     """Where a practitioner sees patients (HSDS location)."""
 
     __tablename__ = "referral_location"
-    __table_args__ = (Index("ix_referral_location_lat_lon", "lat", "lon"),)
+    __table_args__ = (
+        Index("ix_referral_location_lat_lon", "lat", "lon"),
+        # the largest visit radius bounds every home-visit search (a look-up, not a scan)
+        Index("ix_referral_location_visit_radius", "home_visit_radius_km"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     practitioner_id: Mapped[int] = mapped_column(
         ForeignKey("referral_practitioner.id", ondelete="CASCADE"), index=True

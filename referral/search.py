@@ -235,6 +235,10 @@ def search(
             if fallback and not inside:
                 results.nearest_beyond = _load(session, every[:fallback])
             return results
+        farthest = EARTH_HALF_KM
+        if filters.home_visits:  # nobody visits farther than the largest visit radius
+            farthest = _largest_visit_km(session)
+            radius_km = min(radius_km, farthest)
         ranked, exhausted, cards, _ = index.nearest(session, lat, lon, radius_km, filters, need)
 
         def count() -> tuple[int, bool]:
@@ -257,9 +261,20 @@ def search(
             total_capped=bool(capped),
         )
         if fallback and not ranked and _anyone_matches(session, filters):
-            beyond, _, cards, _ = index.nearest(session, lat, lon, EARTH_HALF_KM, filters, fallback)
+            beyond, _, cards, _ = index.nearest(session, lat, lon, farthest, filters, fallback)
             results.nearest_beyond = _page(session, beyond, cards)
     return results
+
+
+def _largest_visit_km(session: Session) -> float:
+    """The largest home-visit radius of any location (an index look-up): no home-visit
+    match is farther from the visitor than that."""
+    row = (
+        _driver(session)
+        .execute("SELECT max(home_visit_radius_km) FROM referral_location")
+        .fetchone()
+    )
+    return float(row[0]) if row and row[0] is not None else 0.0
 
 
 @contextmanager
@@ -810,6 +825,43 @@ class _RTreeIndex:
         """How many practitioners match within ``radius_km``."""
         return len(self._within(session, lat, lon, min(radius_km, EARTH_HALF_KM), filters))
 
+    def _inner_count(
+        self,
+        session: Session,
+        lat: float,
+        lon: float,
+        radius_km: float,
+        filters: Filters,
+        most: int,
+    ) -> bool:
+        """Whether at least ``most`` practitioners match inside a box drawn within the
+        circle (so all of them are within the radius): one statement that SQLite stops
+        at ``most``, with no distance to compute. In a dense city that settles a capped
+        total; elsewhere (False) the caller counts exactly."""
+        if radius_km > 1000 or abs(lat) > 70:
+            return False
+        half_km = radius_km / math.sqrt(2) * 0.98  # the inscribed square, with a margin
+        dlat = math.degrees(half_km / EARTH_RADIUS)
+        widest = math.cos(math.radians(max(0.0, abs(lat) - dlat)))  # lon km largest there
+        dlon = math.degrees(half_km / (EARTH_RADIUS * widest))
+        if lon - dlon < -180 or lon + dlon > 180:
+            return False
+        params: dict[str, Any] = {
+            "a": lat - dlat,
+            "b": lat + dlat,
+            "c": lon - dlon,
+            "d": lon + dlon,
+        }
+        where = _filter_sql(filters, params, "sqlite", "r.practitioner_id")
+        sql = (
+            "SELECT count(*) FROM (SELECT DISTINCT r.practitioner_id"
+            " FROM referral_location_rtree AS r"
+            " CROSS JOIN referral_practitioner AS p ON p.id = r.practitioner_id"
+            " WHERE r.min_lat >= :a AND r.max_lat <= :b AND r.min_lon >= :c"
+            f" AND r.max_lon <= :d AND {' AND '.join(where)} LIMIT {int(most):d})"
+        )
+        return _driver(session).execute(sql, params).fetchone()[0] >= most
+
     def count_upto(
         self,
         session: Session,
@@ -824,6 +876,8 @@ class _RTreeIndex:
         not the whole radius."""
         radius_km = min(radius_km, EARTH_HALF_KM)
         home_visits = filters.home_visits
+        if not home_visits and self._inner_count(session, lat, lon, radius_km, filters, most):
+            return most
         seen: set[int] = set()
         for _, practitioner_id, plat, plon, visit_km in self._rows(
             session, lat, lon, radius_km, filters

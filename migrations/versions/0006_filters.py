@@ -6,7 +6,8 @@ Create Date: 2026-12-01 22:30:00
 
 ``referral_practitioner_language`` holds each practitioner's languages as codes (from the
 names in ``referral_practitioner.languages``, by ``langcodes``), indexed by code; the
-condition and fund links gain indexes led by the condition and the fund. With them the
+condition and fund links gain indexes led by the condition and the fund, and locations
+one on their home-visit radius (its largest value bounds a home-visit search). With them the
 search starts from a rare filter's few practitioners instead of walking the map.
 
 (Written beside 0005, the gazetteer, on another branch: ``down_revision`` becomes "0005"
@@ -54,6 +55,9 @@ def upgrade() -> None:
         "referral_practitioner_fund",
         ["fund_id", "practitioner_id"],
     )
+    op.create_index(
+        "ix_referral_location_visit_radius", "referral_location", ["home_visit_radius_km"]
+    )
     conn = op.get_bind()
     rows = conn.execute(sa.text("SELECT id, languages FROM referral_practitioner")).all()
     links = []
@@ -71,6 +75,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_referral_location_visit_radius", "referral_location")
     op.drop_index("ix_referral_practitioner_fund_fund", "referral_practitioner_fund")
     op.drop_index("ix_referral_practitioner_condition_condition", "referral_practitioner_condition")
     op.drop_table("referral_practitioner_language")
