@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 BENCH_ROWS ?= 1000000
 BENCH_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/referral_bench
 
-.PHONY: install demo serve lint format test test-sqlite test-postgres bench bench-api clean vendor chromium
+.PHONY: install demo serve lint format test test-sqlite test-postgres bench bench-filters bench-api clean vendor chromium
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -82,6 +82,16 @@ bench: install
 	$(BIN)/python bench/search.py --rows $(BENCH_ROWS) --backend sqlite
 	@if $(BIN)/python tests/pg_ready.py "$(BENCH_PG_URL)"; then \
 	  $(BIN)/python bench/search.py --rows $(BENCH_ROWS) --backend postgresql --url "$(BENCH_PG_URL)"; \
+	else \
+	  echo "SKIPPED the PostgreSQL benchmark: no PostgreSQL with PostGIS at $(BENCH_PG_URL)."; \
+	fi
+
+# Every filter shape (rare and "nobody matches" ones included), with and without the total,
+# beside the naive scan in the same run: one JSON line per shape and a summary line each
+bench-filters: install
+	$(BIN)/python bench/filters.py --rows $(BENCH_ROWS) --backend sqlite
+	@if $(BIN)/python tests/pg_ready.py "$(BENCH_PG_URL)"; then \
+	  $(BIN)/python bench/filters.py --rows $(BENCH_ROWS) --backend postgresql --url "$(BENCH_PG_URL)"; \
 	else \
 	  echo "SKIPPED the PostgreSQL benchmark: no PostgreSQL with PostGIS at $(BENCH_PG_URL)."; \
 	fi

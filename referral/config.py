@@ -92,6 +92,17 @@ SETTINGS: dict[str, Setting] = {
     "NEAREST_FALLBACK": Setting(
         5, "How many of the nearest practitioners beyond the radius to offer when none is in it."
     ),
+    "MAX_TOTAL": Setting(
+        500,
+        "The search page and the API count matches exactly up to this many; beyond it they "
+        'say `total` is this with `total_capped: true` ("500+ practitioners").',
+    ),
+    "SEARCH_TIMEOUT_MS": Setting(
+        2000,
+        "Time limit of one search in milliseconds (PostgreSQL `statement_timeout`, SQLite a "
+        "progress handler); past it the visitor gets a 503 asking them to try again. "
+        "`0`: no limit.",
+    ),
     "MODALITIES": Setting(
         DEFAULT_MODALITIES,
         "Modality taxonomy as `(slug, name)` pairs; synced into the database by "

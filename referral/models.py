@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import (
@@ -25,8 +26,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
+    inspect,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -80,6 +83,8 @@ practitioner_condition = Table(
     Column(
         "condition_id", ForeignKey("referral_condition.id", ondelete="CASCADE"), primary_key=True
     ),
+    # the search's filter-first plan starts from a rare condition's practitioners
+    Index("ix_referral_practitioner_condition_condition", "condition_id", "practitioner_id"),
 )
 
 
@@ -108,6 +113,8 @@ class PractitionerFund(Base):
     """A fund a practitioner is registered with, and their provider number there."""
 
     __tablename__ = "referral_practitioner_fund"
+    # the search's filter-first plan starts from a rare fund's practitioners
+    __table_args__ = (Index("ix_referral_practitioner_fund_fund", "fund_id", "practitioner_id"),)
     practitioner_id: Mapped[int] = mapped_column(
         ForeignKey("referral_practitioner.id", ondelete="CASCADE"), primary_key=True
     )
@@ -138,6 +145,18 @@ class User(UserMixin, Base):
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_token}"
+
+
+class PractitionerLanguage(Base):
+    """A language a practitioner speaks, as its ISO 639 code (see :mod:`referral.languages`);
+    kept from ``Practitioner.languages`` on every flush, indexed by code for the search."""
+
+    __tablename__ = "referral_practitioner_language"
+    __table_args__ = (Index("ix_referral_practitioner_language_code", "code", "practitioner_id"),)
+    practitioner_id: Mapped[int] = mapped_column(
+        ForeignKey("referral_practitioner.id", ondelete="CASCADE"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
 
 
 class Practitioner(Base):
@@ -176,6 +195,9 @@ class Practitioner(Base):
         secondary=practitioner_condition, order_by=Condition.name
     )
     funds: Mapped[list[PractitionerFund]] = relationship(cascade="all, delete-orphan")
+    language_codes: Mapped[list[PractitionerLanguage]] = relationship(
+        cascade="all, delete-orphan", order_by=PractitionerLanguage.code
+    )
     locations: Mapped[list[Location]] = relationship(
         back_populates="practitioner", cascade="all, delete-orphan", order_by="Location.id"
     )
@@ -185,7 +207,11 @@ class Location(Base):
     """Where a practitioner sees patients (HSDS location)."""
 
     __tablename__ = "referral_location"
-    __table_args__ = (Index("ix_referral_location_lat_lon", "lat", "lon"),)
+    __table_args__ = (
+        Index("ix_referral_location_lat_lon", "lat", "lon"),
+        # the largest visit radius bounds every home-visit search (a look-up, not a scan)
+        Index("ix_referral_location_visit_radius", "home_visit_radius_km"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     practitioner_id: Mapped[int] = mapped_column(
         ForeignKey("referral_practitioner.id", ondelete="CASCADE"), index=True
@@ -321,3 +347,18 @@ class OutboxMessage(Base):
     message_id: Mapped[str | None] = mapped_column(String(255))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+@event.listens_for(Session, "before_flush")
+def _keep_language_codes(session: Session, _context: Any, _instances: Any) -> None:
+    """Keep ``Practitioner.language_codes`` in step with the names in ``languages`` on every
+    ORM write; a bulk load that skips the ORM calls ``referral.search.refresh_after_bulk_load``."""
+    from referral.languages import codes_of
+
+    for obj in (*session.new, *session.dirty):
+        if not isinstance(obj, Practitioner):
+            continue
+        if obj in session.new or inspect(obj).attrs.languages.history.has_changes():
+            codes = codes_of(obj.languages or [])
+            if [row.code for row in obj.language_codes] != codes:
+                obj.language_codes = [PractitionerLanguage(code=code) for code in codes]

@@ -33,6 +33,11 @@ ERRORS: dict[str, tuple[int, str]] = {
         "home_visits is not yes/no (1, true, yes, on / 0, false, no, off).",
     ),
     "invalid_language": (400, "language is longer than 40 characters."),
+    "unknown_language": (400, "language is neither an ISO 639 code nor a language's name."),
+    "invalid_telehealth": (
+        400,
+        "telehealth is not yes/no (1, true, yes, on / 0, false, no, off).",
+    ),
     "invalid_characters": (400, "A parameter contains control characters (such as NUL)."),
     "invalid_q": (400, "q is missing or longer than 100 characters."),
     "invalid_limit": (400, "limit is not a whole number from 1 to REFERRAL_AUTOCOMPLETE_LIMIT."),
@@ -54,6 +59,11 @@ ERRORS: dict[str, tuple[int, str]] = {
         503,
         "The place was not in the postcode table and the remote geocoder timed out or "
         "failed; retry later (see Retry-After) or send a postcode.",
+    ),
+    "search_timeout": (
+        503,
+        "The search ran past REFERRAL_SEARCH_TIMEOUT_MS; retry later (see Retry-After) or "
+        "search a smaller radius.",
     ),
     "internal_error": (500, "A fault on the server; never expected, reported if seen."),
 }
@@ -166,6 +176,7 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
             "conditions": {"type": "array", "items": {"type": "string"}},
             "accepting_new_patients": {"type": "boolean"},
             "home_visits": {"type": "boolean"},
+            "telehealth": {"type": "boolean"},
             "distance_km": {
                 "type": "number",
                 "description": "Great-circle distance to the practitioner's nearest location.",
@@ -203,7 +214,15 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
     }
     search_response = {
         "type": "object",
-        "required": ["query", "total", "page", "per_page", "results", "nearest_beyond"],
+        "required": [
+            "query",
+            "total",
+            "total_capped",
+            "page",
+            "per_page",
+            "results",
+            "nearest_beyond",
+        ],
         "properties": {
             "query": {
                 "type": "object",
@@ -235,7 +254,15 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
                     },
                 },
             },
-            "total": {"type": "integer", "description": "Practitioners within radius_km."},
+            "total": {
+                "type": "integer",
+                "description": "Practitioners within radius_km, exact up to REFERRAL_MAX_TOTAL "
+                f"= {config['REFERRAL_MAX_TOTAL']}; beyond it that number, with total_capped.",
+            },
+            "total_capped": {
+                "type": "boolean",
+                "description": 'true when more match than total says (show it as "500+").',
+            },
             "page": {"type": "integer"},
             "per_page": {"type": "integer"},
             "results": {"type": "array", "items": _ref("PractitionerSummary")},
@@ -343,8 +370,15 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
         ),
         _param(
             "language",
-            "A language the practitioner speaks (case-insensitive), e.g. `Greek`.",
+            "A language the practitioner speaks: an ISO 639 code (`el`, `yue`) or an English "
+            "name (`Greek`); a macrolanguage matches its members (`Chinese` finds Mandarin and "
+            "Cantonese speakers). GET /v1/languages lists those practitioners list.",
             {"type": "string", "maxLength": 40},
+        ),
+        _param(
+            "telehealth",
+            "`true`: only practitioners offering telehealth sessions.",
+            {"type": "boolean"},
         ),
         _param(
             "page",
@@ -401,6 +435,15 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
             "/v1/modalities": _list("listModalities", "Modality taxonomy", _ref("Term")),
             "/v1/conditions": _list("listConditions", "Condition taxonomy", _ref("Term")),
             "/v1/funds": _list("listFunds", "Health funds / insurers", _ref("Term")),
+            "/v1/languages": _list(
+                "listLanguages",
+                "Languages practitioners list, as ISO 639 codes and English names",
+                {
+                    "type": "object",
+                    "required": ["code", "name"],
+                    "properties": {"code": {"type": "string"}, "name": {"type": "string"}},
+                },
+            ),
             "/v1/places": {
                 "get": {
                     "operationId": "suggestPlaces",

@@ -15,6 +15,7 @@ from referral.errors import InvalidInput
 from referral.geo import LocationNotFound, Point
 from referral.geo.geocode import GeocoderLimitReached, LocationServiceUnavailable, locate
 from referral.geo.postcodes import MAX_QUERY_LENGTH
+from referral.languages import code_for
 from referral.models import Condition, HealthFund
 from referral.search import Filters, Results, modality_ids, search
 
@@ -140,6 +141,8 @@ def run_search(session: Session, query: SearchQuery, config: Mapping[str, Any]) 
         per_page=query.per_page,
         fallback=config["REFERRAL_NEAREST_FALLBACK"],
         with_total=True,  # the page and the API both show it
+        max_total=int(config["REFERRAL_MAX_TOTAL"]),
+        time_limit_ms=float(config["REFERRAL_SEARCH_TIMEOUT_MS"]) or None,
     )
 
 
@@ -189,13 +192,21 @@ def parse_filters(session: Session, args: Mapping[str, Any]) -> Filters:
     language = (args.get("language") or "").strip()
     if len(language) > MAX_LANGUAGE_LENGTH:
         raise InvalidInput("invalid_language", "That language name is too long.")
+    code = code_for(language) if language else None
+    if language and code is None:
+        raise InvalidInput(
+            "unknown_language",
+            f"We don't know a language called {language[:40]!r}: try its English name,"
+            " such as Greek or Cantonese.",
+        )
     return Filters(
         modalities=modalities,
         condition=condition,
         fund=fund,
         accepting=_flag(args, "accepting"),
         home_visits=_flag(args, "home_visits"),
-        language=language or None,
+        language=code,
+        telehealth=_flag(args, "telehealth"),
     )
 
 

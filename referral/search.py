@@ -19,16 +19,21 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
+import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import cache, partial
+from functools import cache
 from typing import Any, NamedTuple
 
 from geopy.distance import EARTH_RADIUS
 from sqlalchemy.orm import Session
 
+from referral.errors import InvalidInput
 from referral.geo.distance import bounding_box, great_circle_km
+from referral.languages import code_for, codes_of, display_name, matching_codes
 
 #: half the earth's circumference: no two points are farther apart
 EARTH_HALF_KM = math.pi * EARTH_RADIUS
@@ -39,6 +44,12 @@ KNN_MAX_ROWS = 4096
 #: the sphere PostGIS measures geography on when told not to use the spheroid (WGS84's
 #: mean radius, (2a + b) / 3), so a unit-vector test agrees with ``ST_DWithin(..., false)``
 POSTGIS_SPHERE_M = 6371008.7714
+#: the planner starts from a filter's practitioners when at most this many have it
+FILTER_FIRST_MAX = 1500
+#: how long a filter value found common is remembered as common (seconds)
+COMMON_FOR_S = 60.0
+#: the total a search counts to when the caller gives no cap
+DEFAULT_MAX_TOTAL = 500
 
 
 @dataclass(frozen=True)
@@ -46,7 +57,8 @@ class Filters:
     """What a visitor narrows the search by; every filter given must hold (AND).
 
     ``modalities`` match any of the slugs (OR). ``condition``, ``fund`` are slugs;
-    ``language`` matches case-insensitively. ``home_visits`` keeps practitioners who visit
+    ``language`` is an ISO 639 code or a name (a macrolanguage matches its members:
+    "Chinese" finds Mandarin and Cantonese speakers). ``home_visits`` keeps practitioners who visit
     and whose location's home-visit radius reaches the visitor.
     """
 
@@ -56,6 +68,7 @@ class Filters:
     accepting: bool = False
     home_visits: bool = False
     language: str | None = None
+    telehealth: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +90,7 @@ class PractitionerSummary:
     home_visits: bool
     modalities: tuple[Term, ...]
     conditions: tuple[Term, ...]
+    telehealth: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +119,23 @@ class Hit:
     distance_km: float
 
 
+class SearchTimeout(InvalidInput):
+    """A search ran past its time limit: a 503 the visitor can act on."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "search_timeout",
+            "This search is taking longer than it should. Please try again in a moment,"
+            " or search a smaller distance.",
+            503,
+        )
+
+
 class Results:
-    """One page of hits. ``total`` (practitioners within the radius) is counted on first
-    read unless the page already showed it, so a caller that needs only the nearest few
-    never pays for counting a dense city."""
+    """One page of hits. ``total`` (practitioners within the radius) is exact up to the
+    search's ``max_total``; beyond it ``total`` is that cap and ``total_capped`` is true
+    ("500+"). It is counted on first read unless the search already knew it, so a caller
+    that needs only the nearest few never pays for counting a dense city."""
 
     def __init__(
         self,
@@ -118,7 +145,8 @@ class Results:
         per_page: int,
         nearest_beyond: list[Hit] | None = None,
         *,
-        count: Callable[[], int] | None = None,
+        count: Callable[[], tuple[int, bool]] | None = None,
+        total_capped: bool = False,
     ) -> None:
         if total is None and count is None:
             raise ValueError("Results needs a total or a way to count it.")
@@ -128,14 +156,21 @@ class Results:
         #: the nearest beyond the radius, offered when nothing is inside it
         self.nearest_beyond = nearest_beyond or []
         self._total = total
+        self._capped = total_capped
         self._count = count
 
     @property
     def total(self) -> int:
         if self._total is None:
             assert self._count is not None
-            self._total = self._count()
+            self._total, self._capped = self._count()
         return self._total
+
+    @property
+    def total_capped(self) -> bool:
+        """Whether more match than ``total`` says (it stopped at the cap)."""
+        self.total  # noqa: B018 - counted on first read
+        return self._capped
 
     def __repr__(self) -> str:
         return f"<Results page={self.page} per_page={self.per_page} hits={len(self.hits)}>"
@@ -168,29 +203,272 @@ def search(
     per_page: int = 20,
     fallback: int = 5,
     with_total: bool = False,
+    max_total: int = DEFAULT_MAX_TOTAL,
+    time_limit_ms: float | None = None,
 ) -> Results:
     """Active practitioners within ``radius_km`` matching ``filters``, nearest first, one
     hit per practitioner (their closest matching location). When nothing is in range,
     ``nearest_beyond`` holds up to ``fallback`` of the nearest matches at any distance.
 
-    ``Results.total`` is counted when first read; ``with_total=True`` (for a caller that
-    always shows it) asks for the count in the look-up's own statement on PostgreSQL.
-    SQLite has no round trip to save, so there it is still counted when read."""
+    The plan comes from cheap, bounded counts of each filter value (:func:`_plan`):
+    nobody has it (an empty answer at once, no fallback to look for), few have it (read
+    their locations, exact distance, sort: the total and the nearest beyond come free),
+    or it is common (walk the spatial index nearest-first). ``Results.total`` is exact up
+    to ``max_total``; ``with_total=True`` counts it now, inside the time limit.
+    ``time_limit_ms`` bounds the whole search: past it :class:`SearchTimeout` (a 503).
+    """
     filters = filters or Filters()
     index = _index_for(session)
     start = (page - 1) * per_page
-    ranked, exhausted, cards, total = index.nearest(
-        session, lat, lon, radius_km, filters, start + per_page, with_total=with_total
-    )
-    if exhausted:
-        total = len(ranked)
-    # counted when first read, unless the look-up brought it
-    count = partial(index.count, session, lat, lon, radius_km, filters)
-    results = Results(_page(session, ranked[start:], cards), total, page, per_page, count=count)
-    if fallback and not ranked and _anyone_matches(session, filters):
-        beyond, _, cards, _ = index.nearest(session, lat, lon, EARTH_HALF_KM, filters, fallback)
-        results.nearest_beyond = _page(session, beyond, cards)
+    need = start + per_page
+    with _time_limit(session, time_limit_ms):
+        plan = _plan(session, filters)
+        if plan == "nobody":
+            return Results([], 0, page, per_page)
+        every = index.filter_first(session, lat, lon, filters, plan) if plan else None
+        if every is not None:  # every match anywhere, ranked
+            inside = [row for row in every if row[0] <= radius_km]
+            total, capped = min(len(inside), max_total), len(inside) > max_total
+            results = Results(
+                _load(session, inside[start:need]), total, page, per_page, total_capped=capped
+            )
+            if fallback and not inside:
+                results.nearest_beyond = _load(session, every[:fallback])
+            return results
+        farthest = EARTH_HALF_KM
+        if filters.home_visits:  # nobody visits farther than the largest visit radius
+            farthest = _largest_visit_km(session)
+            radius_km = min(radius_km, farthest)
+        ranked, exhausted, cards, _ = index.nearest(session, lat, lon, radius_km, filters, need)
+
+        def count() -> tuple[int, bool]:
+            with _time_limit(session, time_limit_ms):
+                n = index.count_upto(session, lat, lon, radius_km, filters, max_total + 1)
+            return min(n, max_total), n > max_total
+
+        total = capped = None
+        if exhausted:
+            total, capped = min(len(ranked), max_total), len(ranked) > max_total
+        elif with_total:
+            n = index.count_upto(session, lat, lon, radius_km, filters, max_total + 1)
+            total, capped = min(n, max_total), n > max_total
+        results = Results(
+            _page(session, ranked[start:], cards),
+            total,
+            page,
+            per_page,
+            count=count,
+            total_capped=bool(capped),
+        )
+        if fallback and not ranked and _anyone_matches(session, filters):
+            beyond, _, cards, _ = index.nearest(session, lat, lon, farthest, filters, fallback)
+            results.nearest_beyond = _page(session, beyond, cards)
     return results
+
+
+def _largest_visit_km(session: Session) -> float:
+    """The largest home-visit radius of any location (an index look-up): no home-visit
+    match is farther from the visitor than that."""
+    row = (
+        _driver(session)
+        .execute("SELECT max(home_visit_radius_km) FROM referral_location")
+        .fetchone()
+    )
+    return float(row[0]) if row and row[0] is not None else 0.0
+
+
+@contextmanager
+def _time_limit(session: Session, ms: float | None) -> Iterator[None]:
+    """Run the statements inside under a time limit; past it, :class:`SearchTimeout`.
+
+    PostgreSQL: ``statement_timeout`` set transaction-locally. A view's read session is in
+    autocommit mode (each statement its own transaction, where ``SET LOCAL`` would not
+    last), so there the search becomes one short transaction: ``BEGIN``, the setting, the
+    search, ``COMMIT``. Inside a caller's transaction the setting is put back after.
+    SQLite: a progress handler that interrupts the statement once the time is up.
+    """
+    if not ms:
+        yield
+        return
+    connection = _driver(session)
+    if session.get_bind().dialect.name == "postgresql":
+        import psycopg
+
+        try:
+            if connection.autocommit:
+                with connection.transaction():
+                    connection.execute(
+                        "SELECT set_config('statement_timeout', %s, true)", (f"{int(ms)}ms",)
+                    )
+                    yield
+            else:
+                (old,) = connection.execute(
+                    "SELECT current_setting('statement_timeout'),"
+                    " set_config('statement_timeout', %s, true)",
+                    (f"{int(ms)}ms",),
+                ).fetchone()[:1]
+                yield
+                connection.execute("SELECT set_config('statement_timeout', %s, true)", (old,))
+        except psycopg.errors.QueryCanceled:
+            raise SearchTimeout() from None
+        return
+    deadline = time.monotonic() + ms / 1000
+    connection.set_progress_handler(lambda: time.monotonic() > deadline, 20_000)
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "interrupted" in str(exc):
+            raise SearchTimeout() from None
+        raise
+    finally:
+        connection.set_progress_handler(None, 0)
+
+
+#: (engine, kind, value) -> until when that filter value is known to be common
+_COMMON: weakref.WeakKeyDictionary[Any, dict[tuple[str, Any], float]] = weakref.WeakKeyDictionary()
+
+
+def _plan(session: Session, filters: Filters) -> str | tuple[str, Any] | None:
+    """How to run a search: ``"nobody"`` (a filter value no active or inactive listing
+    has), ``(kind, value)`` to start from the rarest selective filter's practitioners,
+    or None to walk the spatial index.
+
+    Each selective filter (condition, fund, language) is counted in its own index up to
+    :data:`FILTER_FIRST_MAX` + 1 entries, so a count costs at most that many index
+    entries; a value found common is remembered for :data:`COMMON_FOR_S` seconds. Rare
+    values are counted every time: they are cheap to count, and a new listing with one
+    is found at once. The plan decides only the cost: every plan gives the same answers.
+    """
+    wanted = [
+        (kind, value)
+        for kind, value in (
+            ("condition", filters.condition),
+            ("fund", filters.fund),
+            ("language", _language_codes(filters.language) if filters.language else None),
+        )
+        if value
+    ]
+    if not wanted:
+        return None
+    bind = session.get_bind()
+    common = _COMMON.setdefault(getattr(bind, "engine", bind), {})
+    now = time.monotonic()
+    best: tuple[int, tuple[str, Any]] | None = None
+    for key in wanted:
+        if common.get(key, 0.0) > now:
+            continue
+        n = _count_value(session, *key, FILTER_FIRST_MAX + 1)
+        if n == 0:
+            return "nobody"
+        if n > FILTER_FIRST_MAX:
+            common[key] = now + COMMON_FOR_S
+        elif best is None or n < best[0]:
+            best = (n, key)
+    return best[1] if best else None
+
+
+def _language_codes(language: str) -> tuple[str, ...]:
+    """The codes a language filter matches (an unknown name matches only itself)."""
+    code = code_for(language)
+    return matching_codes(code) if code else (language.strip().lower(),)
+
+
+#: kind -> (table, column, how a value becomes the column's)
+_DRIVERS = {
+    "condition": (
+        "referral_practitioner_condition",
+        "condition_id",
+        "(SELECT c.id FROM referral_condition c WHERE c.slug = {0})",
+    ),
+    "fund": (
+        "referral_practitioner_fund",
+        "fund_id",
+        "(SELECT f.id FROM referral_health_fund f WHERE f.slug = {0})",
+    ),
+}
+
+
+def _driver_where(kind: str, value: Any, params: dict[str, Any], mark: Callable) -> str:
+    """``d``'s rows for one filter value: ``d`` is the filter's link table."""
+    if kind == "language":
+        marks = []
+        for n, code in enumerate(value):
+            params[f"plan_language{n}"] = code
+            marks.append(mark(f"plan_language{n}"))
+        return f"d.code IN ({', '.join(marks)})"
+    _, column, value_sql = _DRIVERS[kind]
+    params["plan_value"] = value
+    return f"d.{column} = {value_sql.format(mark('plan_value'))}"
+
+
+def _driver_table(kind: str) -> str:
+    return "referral_practitioner_language" if kind == "language" else _DRIVERS[kind][0]
+
+
+def _count_value(session: Session, kind: str, value: Any, most: int) -> int:
+    """How many listings have this filter value, counted up to ``most``."""
+    dialect = session.get_bind().dialect.name
+    params: dict[str, Any] = {}
+    where = _driver_where(kind, value, params, _marker(dialect))
+    sql = (
+        f"SELECT count(*) FROM (SELECT 1 FROM {_driver_table(kind)} AS d"
+        f" WHERE {where} LIMIT {int(most):d}) AS x"
+    )
+    return _driver(session).execute(sql, params).fetchone()[0]
+
+
+def _filter_first_sql(
+    filters: Filters, plan: tuple[str, Any], params: dict[str, Any], dialect: str, rows: int
+) -> str:
+    """Every location of the practitioners with the plan's filter value that passes all
+    the filters, at most ``rows``: SQLite gives lat/lon, PostGIS the distance."""
+    kind, value = plan
+    mark = _marker(dialect)
+    where = _filter_sql(filters, params, dialect, "p.id")
+    join = "CROSS JOIN" if dialect == "sqlite" else "JOIN"  # CROSS: SQLite keeps the order
+    if dialect == "postgresql":
+        first = f"ST_Distance(l.geog, {_PostGISIndex.POINT}, false) / 1000"
+    else:
+        first = "l.lat, l.lon"
+    return (
+        f"SELECT {first}, l.practitioner_id, l.id, l.home_visit_radius_km"
+        f" FROM (SELECT DISTINCT d.practitioner_id FROM {_driver_table(kind)} AS d"
+        f" WHERE {_driver_where(kind, value, params, mark)}) AS x"
+        f" {join} referral_practitioner AS p ON p.id = x.practitioner_id"
+        f" {join} referral_location AS l ON l.practitioner_id = p.id"
+        f" WHERE {' AND '.join(where)} LIMIT {int(rows):d}"
+    )
+
+
+def _filter_first(
+    session: Session, lat: float, lon: float, filters: Filters, plan: tuple[str, Any]
+) -> Ranked | None:
+    """Every match anywhere, ranked, read from the plan's few practitioners; None when
+    they turn out to be more than the plan expected (the caller walks the index then)."""
+    dialect = session.get_bind().dialect.name
+    params: dict[str, Any] = {}
+    if dialect == "postgresql":
+        params.update(_PostGISIndex._params(lat, lon, 0.0))
+    most = FILTER_FIRST_MAX * 4
+    rows = (
+        _driver(session)
+        .execute(_filter_first_sql(filters, plan, params, dialect, most + 1), params)
+        .fetchall()
+    )
+    if len(rows) > most:
+        return None
+    found = []
+    home_visits = filters.home_visits
+    for row in rows:
+        if dialect == "postgresql":
+            distance, practitioner_id, location_id, visit_km = row
+        else:
+            plat, plon, practitioner_id, location_id, visit_km = row
+            distance = great_circle_km(lat, lon, plat, plon)
+        if home_visits and distance > visit_km:
+            continue
+        found.append((distance, practitioner_id, location_id))
+    return _first_per_practitioner(found)
 
 
 def optimize(session: Session) -> None:
@@ -234,6 +512,41 @@ def _anyone_matches(session: Session, filters: Filters) -> bool:
         f" WHERE {' AND '.join(where)} LIMIT 1"
     )
     return _driver(session).execute(sql, params).fetchone() is not None
+
+
+def listed_languages(session: Session) -> list[dict[str, str]]:
+    """The languages practitioners with an active listing speak, as ``{"code", "name"}``
+    sorted by name: what the search form offers."""
+    rows = _driver(session).execute(
+        "SELECT DISTINCT pl.code FROM referral_practitioner_language AS pl"
+        " JOIN referral_practitioner AS p ON p.id = pl.practitioner_id"
+        " WHERE p.status = 'active'"
+    )
+    languages = [{"code": code, "name": display_name(code)} for (code,) in rows]
+    return sorted(languages, key=lambda language: (language["name"].casefold(), language["code"]))
+
+
+def refresh_after_bulk_load(session: Session) -> None:
+    """Rebuild the language codes from every practitioner's language names: for a bulk
+    load that wrote ``referral_practitioner`` without the ORM (which keeps them on every
+    flush). Commits."""
+    connection = _driver(session)
+    rows = connection.execute("SELECT id, languages FROM referral_practitioner").fetchall()
+    mark = _marker(session.get_bind().dialect.name)
+    links = []
+    for practitioner_id, languages in rows:
+        if isinstance(languages, str):
+            languages = json.loads(languages)
+        links += [(practitioner_id, code) for code in codes_of(languages or [])]
+    connection.execute("DELETE FROM referral_practitioner_language")
+    cursor = connection.cursor()
+    params = [{"p": p, "c": c} for p, c in links]
+    cursor.executemany(
+        "INSERT INTO referral_practitioner_language (practitioner_id, code)"
+        f" VALUES ({mark('p')}, {mark('c')})",
+        params,
+    )
+    session.commit()
 
 
 def modality_ids(session: Session, slugs: tuple[str, ...]) -> dict[str, int]:
@@ -301,7 +614,7 @@ def _card_columns(dialect: str, location: str) -> str:
     return (
         f"{loc}.id, {loc}.name, {loc}.suburb, {loc}.state, {loc}.postcode, {loc}.country,"
         f" {loc}.lat, {loc}.lon, {loc}.home_visit_radius_km,"
-        " p.id, p.name, p.accepting_new_patients, p.home_visits,"
+        " p.id, p.name, p.accepting_new_patients, p.home_visits, p.telehealth,"
         f" (SELECT {terms} FROM referral_practitioner_modality AS pm"
         "  JOIN referral_modality AS t ON t.id = pm.modality_id"
         "  WHERE pm.practitioner_id = p.id),"
@@ -324,7 +637,13 @@ def _hits(ranked: Ranked, cards: Cards) -> list[Hit]:
             continue
         location = LocationSummary(*row[:6], float(row[6]), float(row[7]), row[8])
         practitioner = PractitionerSummary(
-            row[9], row[10], bool(row[11]), bool(row[12]), _terms(row[13]), _terms(row[14])
+            row[9],
+            row[10],
+            bool(row[11]),
+            bool(row[12]),
+            _terms(row[14]),
+            _terms(row[15]),
+            bool(row[13]),
         )
         hits.append(Hit(practitioner, location, distance))
     return hits
@@ -392,15 +711,17 @@ def _filter_sql(
         where.append(
             f"p.home_visits = {mark('home_visits')} AND l.home_visit_radius_km IS NOT NULL"
         )
+    if filters.telehealth:
+        params["telehealth"] = True
+        where.append(f"p.telehealth = {mark('telehealth')}")
     if filters.language:
-        params["language"] = filters.language.strip().lower()
-        languages = (
-            "json_array_elements_text(p.languages) AS lang(value)"
-            if dialect == "postgresql"
-            else "json_each(p.languages) AS lang"
-        )
+        marks = []
+        for n, code in enumerate(_language_codes(filters.language)):
+            params[f"language{n}"] = code
+            marks.append(mark(f"language{n}"))
         where.append(
-            f"EXISTS (SELECT 1 FROM {languages} WHERE lower(lang.value) = {mark('language')})"
+            "EXISTS (SELECT 1 FROM referral_practitioner_language pl"
+            f" WHERE pl.practitioner_id = {practitioner_id} AND pl.code IN ({', '.join(marks)}))"
         )
     return where
 
@@ -437,9 +758,26 @@ class _RTreeIndex:
     A match within the box's inscribed circle is ranked for sure: anything outside the
     box is farther. So each round keeps only matches within the circle."""
 
+    filter_first = staticmethod(_filter_first)
+
     def _within(
         self, session: Session, lat: float, lon: float, box_km: float, filters: Filters
     ) -> Ranked:
+        home_visits = filters.home_visits
+        found = []
+        for location_id, practitioner_id, plat, plon, visit_km in self._rows(
+            session, lat, lon, box_km, filters
+        ):
+            distance = great_circle_km(lat, lon, plat, plon)
+            if distance > box_km or (home_visits and distance > visit_km):
+                continue
+            found.append((distance, practitioner_id, location_id))
+        return _first_per_practitioner(found)
+
+    def _rows(
+        self, session: Session, lat: float, lon: float, box_km: float, filters: Filters
+    ) -> Any:
+        """A cursor over the matches in the box around the circle of ``box_km``."""
         params: dict[str, Any] = {}
         where = _filter_sql(filters, params, "sqlite", "r.practitioner_id")
         min_lat, max_lat, min_lon, max_lon = bounding_box(lat, lon, box_km)
@@ -453,15 +791,7 @@ class _RTreeIndex:
             " AND r.max_lon >= :min_lon AND r.min_lon <= :max_lon"
             " AND " + " AND ".join(where)
         )
-        rows = _driver(session).execute(sql, params)
-        home_visits = filters.home_visits
-        found = []
-        for location_id, practitioner_id, plat, plon, visit_km in rows:
-            distance = great_circle_km(lat, lon, plat, plon)
-            if distance > box_km or (home_visits and distance > visit_km):
-                continue
-            found.append((distance, practitioner_id, location_id))
-        return _first_per_practitioner(found)
+        return _driver(session).execute(sql, params)
 
     def nearest(
         self,
@@ -495,6 +825,73 @@ class _RTreeIndex:
         """How many practitioners match within ``radius_km``."""
         return len(self._within(session, lat, lon, min(radius_km, EARTH_HALF_KM), filters))
 
+    def _inner_count(
+        self,
+        session: Session,
+        lat: float,
+        lon: float,
+        radius_km: float,
+        filters: Filters,
+        most: int,
+    ) -> bool:
+        """Whether at least ``most`` practitioners match inside a box drawn within the
+        circle (so all of them are within the radius): one statement that SQLite stops
+        at ``most``, with no distance to compute. In a dense city that settles a capped
+        total; elsewhere (False) the caller counts exactly."""
+        if radius_km > 1000 or abs(lat) > 70:
+            return False
+        half_km = radius_km / math.sqrt(2) * 0.98  # the inscribed square, with a margin
+        dlat = math.degrees(half_km / EARTH_RADIUS)
+        widest = math.cos(math.radians(max(0.0, abs(lat) - dlat)))  # lon km largest there
+        dlon = math.degrees(half_km / (EARTH_RADIUS * widest))
+        if lon - dlon < -180 or lon + dlon > 180:
+            return False
+        params: dict[str, Any] = {
+            "a": lat - dlat,
+            "b": lat + dlat,
+            "c": lon - dlon,
+            "d": lon + dlon,
+        }
+        where = _filter_sql(filters, params, "sqlite", "r.practitioner_id")
+        sql = (
+            "SELECT count(*) FROM (SELECT DISTINCT r.practitioner_id"
+            " FROM referral_location_rtree AS r"
+            " CROSS JOIN referral_practitioner AS p ON p.id = r.practitioner_id"
+            " WHERE r.min_lat >= :a AND r.max_lat <= :b AND r.min_lon >= :c"
+            f" AND r.max_lon <= :d AND {' AND '.join(where)} LIMIT {int(most):d})"
+        )
+        return _driver(session).execute(sql, params).fetchone()[0] >= most
+
+    def count_upto(
+        self,
+        session: Session,
+        lat: float,
+        lon: float,
+        radius_km: float,
+        filters: Filters,
+        most: int,
+    ) -> int:
+        """How many practitioners match within ``radius_km``, counting stops at ``most``:
+        the R*Tree yields rows as it finds them, so a dense city reads ``most`` of them,
+        not the whole radius."""
+        radius_km = min(radius_km, EARTH_HALF_KM)
+        home_visits = filters.home_visits
+        if not home_visits and self._inner_count(session, lat, lon, radius_km, filters, most):
+            return most
+        seen: set[int] = set()
+        for _, practitioner_id, plat, plon, visit_km in self._rows(
+            session, lat, lon, radius_km, filters
+        ):
+            if practitioner_id in seen:
+                continue
+            distance = great_circle_km(lat, lon, plat, plon)
+            if distance > radius_km or (home_visits and distance > visit_km):
+                continue
+            seen.add(practitioner_id)
+            if len(seen) >= most:
+                break
+        return len(seen)
+
 
 class _PostGISIndex:
     """PostgreSQL: a GiST index drives. A MATERIALIZED CTE takes the k locations nearest
@@ -508,6 +905,58 @@ class _PostGISIndex:
     the whole table. Hence the CTE of plain KNN subqueries."""
 
     POINT = "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography"
+
+    filter_first = staticmethod(_filter_first)
+
+    def count_upto(
+        self,
+        session: Session,
+        lat: float,
+        lon: float,
+        radius_km: float,
+        filters: Filters,
+        most: int,
+    ) -> int:
+        """How many practitioners match within ``radius_km``, counting stops at ``most``.
+
+        The matching locations in the radius are read in index order under a ``LIMIT``,
+        which stops the scan early; practitioners are told apart in Python. When the
+        rows hit the limit but hold fewer than ``most`` practitioners (several locations
+        each), the limit doubles.
+        """
+        ids = self._modality_ids(session, filters)
+        if ids == []:
+            return 0
+        params = self._params(lat, lon, radius_km)
+        if ids is None:
+            source = "referral_location AS l"
+        else:
+            source = (
+                "("
+                + " UNION ALL ".join(
+                    f"(SELECT s.location_id AS id, s.practitioner_id, s.geog,"
+                    f" {self._visit_radius(filters)} AS home_visit_radius_km"
+                    f" FROM referral_search_point AS s WHERE s.modality_id = {m:d}"
+                    f" AND {self._within('s')})"
+                    for m in ids
+                )
+                + ") AS l"
+            )
+        rest = replace(filters, modalities=()) if ids is not None else filters
+        within = f"{self._within('l')} AND " if ids is None else ""
+        limit = most
+        connection = _driver(session)
+        while True:
+            sql = (
+                f"SELECT l.practitioner_id FROM {source}"
+                " JOIN referral_practitioner AS p ON p.id = l.practitioner_id"
+                f" WHERE {within}{self._conditions(rest, params)} LIMIT {limit:d}"
+            )
+            rows = connection.execute(sql, params).fetchall()
+            distinct = len({row[0] for row in rows})
+            if len(rows) < limit or distinct >= most:
+                return min(distinct, most)
+            limit *= 2
 
     @staticmethod
     def _params(lat: float, lon: float, radius_km: float) -> dict[str, Any]:

@@ -261,6 +261,7 @@ def test_openapi_document_validates(client, spec):
     assert set(spec["paths"]) == {
         "/v1/practitioners",
         "/v1/practitioners/{id}",
+        "/v1/languages",
         "/v1/modalities",
         "/v1/conditions",
         "/v1/funds",
@@ -278,7 +279,7 @@ def test_openapi_document_validates(client, spec):
     names = {p["name"] for p in spec["paths"]["/v1/practitioners"]["get"]["parameters"]}
     assert names == {
         "postcode", "country", "lat", "lon", "radius_km", "modality", "condition", "fund",
-        "accepting", "home_visits", "language", "page", "per_page",
+        "accepting", "home_visits", "language", "telehealth", "page", "per_page",
     }  # fmt: skip
     assert (
         spec["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
@@ -450,4 +451,75 @@ def test_search_echoes_the_filters_it_understood(client, listed):
         "accepting": True,
         "home_visits": False,
         "language": None,
+        "telehealth": False,
     }
+
+
+# --- the capped total, the time limit, languages and telehealth --------------------------
+
+
+def test_total_past_the_cap_says_so(make_app, add_practitioner):
+    client = make_app(REFERRAL_MAX_TOTAL=2).test_client()
+    for n in range(3):
+        add_practitioner(f"Capped {n}", (-33.87 - n * 0.001, 151.21))
+    body = client.get(f"{API}/practitioners?postcode=2000&per_page=1").get_json()
+    assert (body["total"], body["total_capped"]) == (2, True)
+    assert len(body["results"]) == 1
+    page = client.get(f"{PREFIX}/?postcode=2000&per_page=1").get_data(as_text=True)
+    assert "2+ practitioners near" in page
+
+
+def test_total_under_the_cap_is_exact(client, listed):
+    body = client.get(f"{API}/practitioners?postcode=2000&radius_km=50").get_json()
+    assert (body["total"], body["total_capped"]) == (2, False)
+
+
+def test_a_search_past_its_time_limit_is_a_503_in_plain_words(client, listed, monkeypatch):
+    from referral.search import SearchTimeout
+
+    def slow(*_args, **_kwargs):
+        raise SearchTimeout()
+
+    monkeypatch.setattr("referral.views.api.run_search", slow)
+    monkeypatch.setattr("referral.views.public.run_search", slow)
+    response = client.get(f"{API}/practitioners?postcode=2000")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "60"
+    assert response.get_json()["error"]["code"] == "search_timeout"
+    assert "try again" in response.get_json()["error"]["message"]
+    page = client.get(f"{PREFIX}/?postcode=2000")
+    assert page.status_code == 503
+    assert "taking longer than it should" in page.get_data(as_text=True)
+
+
+def test_language_by_code_or_name_and_chinese_finds_cantonese(client, add_practitioner):
+    add_practitioner("Canto", (-33.87, 151.21), languages=["English", "Cantonese"])
+    add_practitioner("Mando", (-33.88, 151.21), languages=["Mandarin"])
+    add_practitioner("Greta", (-33.89, 151.21), languages=["Greek"])
+    names = {}
+    for language in ("yue", "Cantonese", "Chinese", "zh", "el", "greek"):
+        body = client.get(f"{API}/practitioners?postcode=2000&language={language}").get_json()
+        names[language] = [r["name"] for r in body["results"]]
+    assert names["yue"] == names["Cantonese"] == ["Canto"]
+    assert names["Chinese"] == names["zh"] == ["Canto", "Mando"]
+    assert names["el"] == names["greek"] == ["Greta"]
+    listed_languages = client.get(f"{API}/languages").get_json()
+    assert {"code": "yue", "name": "Cantonese"} in listed_languages
+    assert [x["code"] for x in listed_languages] == ["yue", "en", "el", "cmn"]
+    form = client.get(f"{PREFIX}/").get_data(as_text=True)
+    assert '<option value="yue"' in form and "Mandarin Chinese" in form
+
+
+def test_unknown_language_is_a_400_not_an_empty_page(client, listed):
+    response = client.get(f"{API}/practitioners?postcode=2000&language=Notalanguage")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "unknown_language"
+
+
+def test_telehealth_is_a_filter(client, add_practitioner):
+    add_practitioner("Video", (-33.87, 151.21), telehealth=True)
+    add_practitioner("Rooms", (-33.86, 151.21))
+    body = client.get(f"{API}/practitioners?postcode=2000&telehealth=1").get_json()
+    assert [(r["name"], r["telehealth"]) for r in body["results"]] == [("Video", True)]
+    bad = client.get(f"{API}/practitioners?postcode=2000&telehealth=maybe")
+    assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "invalid_telehealth"

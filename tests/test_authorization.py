@@ -37,6 +37,7 @@ PUBLIC = {
     "referral.api.modalities",
     "referral.api.conditions",
     "referral.api.funds",
+    "referral.api.languages",
     "referral.api.places",
     "referral.api.openapi",
     "referral.api.unknown",

@@ -20,6 +20,7 @@ def test_every_filter_is_read(session):
             ("accepting", "1"),
             ("home_visits", "yes"),
             ("language", " Greek "),
+            ("telehealth", "on"),
         ]
     )
     assert parse_filters(session, args) == Filters(
@@ -28,7 +29,8 @@ def test_every_filter_is_read(session):
         fund="bupa",
         accepting=True,
         home_visits=True,
-        language="Greek",
+        language="el",  # the ISO 639 code of the name given
+        telehealth=True,
     )
 
 
@@ -104,3 +106,19 @@ def test_search_back_keeps_the_search_parameters_in_order():
 )
 def test_search_back_drops_everything_else(raw, kept):
     assert search_back(raw) == kept
+
+
+@pytest.mark.parametrize(
+    ("given", "code"),
+    [("Greek", "el"), ("el", "el"), ("CANTONESE", "yue"), ("yue", "yue"), ("Chinese", "zh")],
+)
+def test_language_is_a_code_or_a_name(session, given, code):
+    assert parse_filters(session, MultiDict([("language", given)])).language == code
+
+
+@pytest.mark.parametrize("given", ["Notalanguage", "xx", "zzz"])
+def test_unknown_language_is_refused_in_words(session, given):
+    with pytest.raises(InvalidInput) as caught:
+        parse_filters(session, MultiDict([("language", given)]))
+    assert caught.value.code == "unknown_language" and caught.value.status == 400
+    assert "language called" in caught.value.message

@@ -11,6 +11,7 @@ from referral import migrate
 from referral import search as search_module
 from referral.db import make_engine
 from referral.geo.distance import bounding_box, great_circle_km
+from referral.languages import codes_of
 from referral.models import (
     Base,
     Condition,
@@ -20,7 +21,7 @@ from referral.models import (
     Practitioner,
     PractitionerFund,
 )
-from referral.search import Filters, Term, search
+from referral.search import Filters, Term, _language_codes, search
 from tests.conftest import PG_URL, TAXONOMY
 
 SYDNEY = (-33.8688, 151.2093)
@@ -302,7 +303,7 @@ def test_near_the_south_pole(session, add_practitioner):
 SLUGS = ["remedial-massage", "physiotherapy", "myotherapy", "osteopathy", "yoga"]
 CONDITIONS = ["low-back-pain", "sciatica", "neck-pain"]
 FUNDS = ["bupa", "hcf", "nib"]
-LANGUAGES = ["English", "Greek", "Vietnamese"]
+LANGUAGES = ["English", "Greek", "Vietnamese", "Cantonese", "Mandarin"]
 CENTRES = [SYDNEY, PLACES["Melbourne"], (-17.0, 179.9), (-27.47, 153.03)]
 QUERIES = [
     (SYDNEY, 30.0, Filters()),
@@ -312,6 +313,21 @@ QUERIES = [
     ((-17.0, -179.95), 80.0, Filters()),
     ((-27.5, 153.0), 40.0, Filters(home_visits=True)),
     ((-27.5, 153.0), 3000.0, Filters(modalities=("osteopathy",))),
+    (SYDNEY, 60.0, Filters(telehealth=True, accepting=True)),
+    (SYDNEY, 60.0, Filters(language="Chinese")),
+    (PLACES["Melbourne"], 60.0, Filters(language="yue", modalities=("yoga", "physiotherapy"))),
+]
+#: shapes the planner answers from the filter's few practitioners, and "nobody" ones
+PLANNED = [
+    (SYDNEY, 40.0, Filters(fund="nib", language="vietnamese", accepting=True)),
+    ((-33.80, 151.10), 15.0, Filters(condition="sciatica", home_visits=True)),
+    (SYDNEY, 40.0, Filters(language="Welsh")),
+    (
+        SYDNEY,
+        40.0,
+        Filters(fund="hcf", language="Mandarin", condition="neck-pain", telehealth=True),
+    ),
+    ((-31.95, 115.86), 10.0, Filters(language="Greek", fund="bupa")),  # Perth: only beyond
 ]
 
 
@@ -341,6 +357,7 @@ def load_random_directory(session: Session, seed: int = 3, count: int = 300) -> 
                 languages=rng.sample(LANGUAGES, rng.randint(1, 2)),
                 accepting_new_patients=rng.random() < 0.7,
                 home_visits=rng.random() < 0.3,
+                telehealth=rng.random() < 0.2,
                 locations=locations,
             )
         )
@@ -359,7 +376,11 @@ def brute_force(session: Session, lat: float, lon: float, radius_km: float, filt
             continue
         if filters.accepting and not p.accepting_new_patients:
             continue
-        if filters.language and filters.language not in {x.lower() for x in p.languages}:
+        if filters.language and not set(_language_codes(filters.language)) & set(
+            codes_of(p.languages)
+        ):
+            continue
+        if filters.telehealth and not p.telehealth:
             continue
         best = None
         for loc in p.locations:
@@ -380,6 +401,10 @@ def brute_force(session: Session, lat: float, lon: float, radius_km: float, filt
 def _ranking(session: Session, point, radius_km: float, filters: Filters, per_page=100):
     results = search(session, *point, radius_km=radius_km, filters=filters, per_page=per_page)
     return [(h.distance_km, h.practitioner.id, h.location.id) for h in results.hits], results
+
+
+def _beyond(results):
+    return [(h.distance_km, h.practitioner.id, h.location.id) for h in results.nearest_beyond]
 
 
 def _assert_same(got, expected):
@@ -439,19 +464,25 @@ def test_sqlite_and_postgis_give_the_same_answers(session, tmp_path):
             "referral_practitioner_modality",
             "referral_practitioner_condition",
             "referral_practitioner_fund",
+            "referral_practitioner_language",
         ):
             model_table = Base.metadata.tables[table]
             rows = [dict(r._mapping) for r in session.execute(select(model_table))]
             lite.execute(insert(model_table), rows)
         lite.commit()
-        queries = QUERIES + [
-            ((-33.9 + i * 0.01, 151.0 + i * 0.02), 25.0 + i, Filters()) for i in range(10)
-        ]
+        queries = (
+            QUERIES
+            + RARE
+            + PLANNED
+            + [((-33.9 + i * 0.01, 151.0 + i * 0.02), 25.0 + i, Filters()) for i in range(10)]
+        )
         for point, radius_km, filters in queries:
             on_pg, pg_results = _ranking(session, point, radius_km, filters)
             on_lite, lite_results = _ranking(lite, point, radius_km, filters)
             _assert_same(on_lite, on_pg)
             assert lite_results.total == pg_results.total
+            assert lite_results.total_capped == pg_results.total_capped
+            _assert_same(_beyond(lite_results), _beyond(pg_results))
     engine.dispose()
 
 
@@ -674,3 +705,70 @@ def test_total_beyond_the_page_counts_active_matches_only(session, add_practitio
     session.commit()
     accepting = Filters(modalities=("yoga",), accepting=True)
     assert search(session, *SYDNEY, radius_km=5, filters=accepting, per_page=2).total == 3
+
+
+# --- the plan, the capped total, the time limit ------------------------------------------
+
+
+@pytest.mark.parametrize(("point", "radius_km", "filters"), QUERIES + RARE + PLANNED)
+def test_every_plan_gives_the_same_answers(session, monkeypatch, point, radius_km, filters):
+    """Filter-first (the default for this small directory) and spatial-first (forced)."""
+    load_random_directory(session)
+    planned = search(session, *point, radius_km=radius_km, filters=filters, per_page=100)
+    monkeypatch.setattr(search_module, "FILTER_FIRST_MAX", 0)
+    walked = search(session, *point, radius_km=radius_km, filters=filters, per_page=100)
+    as_rows = lambda hits: [(h.distance_km, h.practitioner.id, h.location.id) for h in hits]  # noqa: E731
+    _assert_same(as_rows(planned.hits), as_rows(walked.hits))
+    _assert_same(as_rows(planned.nearest_beyond), as_rows(walked.nearest_beyond))
+    assert (planned.total, planned.total_capped) == (walked.total, walked.total_capped)
+    expected = brute_force(session, *point, radius_km, filters)
+    assert planned.total == len(expected)
+
+
+def test_a_value_nobody_has_is_known_before_any_walk(session, clinic, monkeypatch):
+    def no_walk(*_args, **_kwargs):
+        raise AssertionError("walked the index for a value nobody has")
+
+    monkeypatch.setattr(search_module._RTREE, "nearest", no_walk)
+    monkeypatch.setattr(search_module._POSTGIS, "nearest", no_walk)
+    results = search(session, *SYDNEY, radius_km=50, filters=Filters(language="Welsh"))
+    assert (results.hits, results.nearest_beyond, results.total) == ([], [], 0)
+
+
+@pytest.mark.parametrize("force_walk", [False, True])
+def test_total_is_exact_up_to_the_cap_then_capped(session, monkeypatch, force_walk):
+    if force_walk:
+        monkeypatch.setattr(search_module, "FILTER_FIRST_MAX", 0)
+    load_random_directory(session)
+    for filters in (Filters(), Filters(language="Greek"), Filters(condition="sciatica")):
+        expected = len(brute_force(session, *SYDNEY, 100, filters))
+        assert expected > 2
+        for cap, with_total in ((expected, False), (expected - 1, False), (expected - 1, True)):
+            results = search(
+                session,
+                *SYDNEY,
+                radius_km=100,
+                filters=filters,
+                per_page=1,
+                max_total=cap,
+                with_total=with_total,
+            )
+            assert (results.total, results.total_capped) == (cap, cap < expected)
+
+
+def test_a_long_statement_is_stopped_by_the_time_limit(session):
+    from referral.search import SearchTimeout, _driver, _time_limit
+
+    if session.get_bind().dialect.name == "postgresql":
+        slow = "SELECT pg_sleep(5)"
+    else:
+        slow = (
+            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100000000)"
+            " SELECT count(*) FROM n"
+        )
+    with pytest.raises(SearchTimeout) as caught, _time_limit(session, 50):
+        _driver(session).execute(slow).fetchall()
+    assert caught.value.status == 503
+    session.rollback()
+    # the limit ends with the search: the next statement runs unhindered
+    assert _driver(session).execute("SELECT 1").fetchone()[0] == 1

@@ -1,7 +1,7 @@
 """What a patient is told of a decline
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-01 22:30:00
 
 ``referral_request.decline_category``: the reason category a practitioner picks when
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

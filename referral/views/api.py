@@ -29,7 +29,7 @@ from referral.models import (
 )
 from referral.query import SearchQuery, parse_places, parse_search, run_search
 from referral.routing import MAX_ID
-from referral.search import Filters, Hit, LocationSummary, Results
+from referral.search import Filters, Hit, LocationSummary, Results, listed_languages
 from referral.urls import external_url
 
 READ_METHODS = ["GET", "HEAD", "OPTIONS"]
@@ -45,6 +45,7 @@ def register(bp: Blueprint) -> None:
     api.add_url_rule("/v1/modalities", "modalities", lambda: _terms(Modality))
     api.add_url_rule("/v1/conditions", "conditions", lambda: _terms(Condition))
     api.add_url_rule("/v1/funds", "funds", lambda: _terms(HealthFund))
+    api.add_url_rule("/v1/languages", "languages", languages)
     api.add_url_rule("/v1/places", "places", places)
     api.add_url_rule("/openapi.json", "openapi", openapi_json)
     api.add_url_rule("/", "unknown", unknown, defaults={"rest": ""}, methods=ALL_METHODS)
@@ -74,6 +75,10 @@ def practitioner(practitioner_id: int) -> Response:
     if found is None:
         raise NotFound("No active practitioner has that id.")
     return jsonify(practitioner_document(found))
+
+
+def languages() -> Response:
+    return jsonify(listed_languages(read_session()))
 
 
 def places() -> Response:
@@ -145,6 +150,7 @@ def search_document(query: SearchQuery, results: Results) -> dict[str, Any]:
     return {
         "query": understood,
         "total": results.total,
+        "total_capped": results.total_capped,
         "page": results.page,
         "per_page": results.per_page,
         "results": [_summary(h, page_url) for h in results.hits],
@@ -161,6 +167,7 @@ def _summary(hit: Hit, page_url: Callable[[int], str]) -> dict[str, Any]:
         "conditions": [c.slug for c in p.conditions],
         "accepting_new_patients": p.accepting_new_patients,
         "home_visits": p.home_visits,
+        "telehealth": p.telehealth,
         "distance_km": round(hit.distance_km, 3),
         "location": _location(hit.location),
         "url": page_url(p.id),

@@ -21,6 +21,7 @@ from referral.errors import InvalidInput
 from referral.listings import public_listing
 from referral.models import Condition, HealthFund, Modality
 from referral.query import parse_search, run_search, search_back
+from referral.search import listed_languages
 
 
 def register(bp: Blueprint) -> None:
@@ -53,6 +54,7 @@ def index() -> tuple[str, int] | str:
         "modalities": session.scalars(select(Modality).order_by(Modality.name)).all(),
         "conditions": session.scalars(select(Condition).order_by(Condition.name)).all(),
         "funds": session.scalars(select(HealthFund).order_by(HealthFund.name)).all(),
+        "languages": listed_languages(session),
         "args": request.args,
         "results": None,
         "error": None,
@@ -74,7 +76,11 @@ def index() -> tuple[str, int] | str:
         context["choices"] = [(label, _search_for(label)) for label in places]
         context["asked"] = query.postcode.strip()
         return render_template("referral/search.html", **context)
-    context["results"] = run_search(session, query, current_app.config)
+    try:
+        context["results"] = run_search(session, query, current_app.config)
+    except InvalidInput as exc:  # the search ran past its time limit
+        context["error"] = exc.message
+        return render_template("referral/search.html", **context), exc.status
     return render_template("referral/search.html", **context)
 
 
