@@ -232,13 +232,17 @@ def test_a_bad_email_on_a_phone_puts_the_error_in_front_of_you(
     summary.wait_for()
     assert page.title().startswith("Error: ")
     # the summary has focus and is on screen, at the top of a phone's viewport
-    assert page.evaluate("document.activeElement.classList.contains('referral-error-summary')")
+    # focus.js (deferred) gives it focus once the page has loaded
+    page.wait_for_function(
+        "document.activeElement && document.activeElement.classList.contains("
+        "'referral-error-summary')"
+    )
     box = summary.bounding_box()
     assert box is not None and 0 <= box["y"] < PHONE["height"]
     page.screenshot(path=str(ARTIFACTS / "refer-error-summary-phone.png"))
     # its link takes you to the field
     summary.get_by_role("link", name=re.compile("email address")).click()
-    assert page.evaluate("document.activeElement.id") == "referral-email"
+    page.wait_for_function("document.activeElement.id === 'referral-email'")
     audit(page, "refer-error-summary")
     session.expire_all()
     assert session.scalars(select(ReferralRequest)).all() == []
