@@ -410,7 +410,7 @@ def test_one_request_a_second_for_the_whole_site_across_processes(
 ):
     """Two apps (two workers) sharing the Redis storage take turns: never two requests
     within a second, though each app made only one."""
-    config = geocoding(nominatim, REFERRAL_GEOCODER_MIN_DELAY=1, REFERRAL_GEOCODER_TIMEOUT=3)
+    config = geocoding(nominatim, REFERRAL_GEOCODER_MIN_DELAY=1, REFERRAL_GEOCODER_TIMEOUT=10)
     apps = [make_app(**config, **redis_limits.config) for _ in range(2)]
     results: list[str] = []
 
