@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.search import MODALITIES, percentile, random_point
+from bench.search import MODALITIES, finish_postgres_load, percentile, random_point
 from referral import migrate
 from referral import search as search_module
 from referral.config import DEFAULT_CONDITIONS, DEFAULT_FUNDS, DEFAULT_MODALITIES
@@ -245,20 +245,7 @@ def _build_postgres(engine: Engine, data: Iterator[Listing]) -> None:
                         for row in _rows(listing)[key]:
                             copy.write_row((*row, *values))
             cur.execute("SET session_replication_role = DEFAULT")
-            cur.execute(
-                "INSERT INTO referral_search_point"
-                " (location_id, modality_id, practitioner_id, geog)"
-                " SELECT l.id, pm.modality_id, l.practitioner_id, l.geog"
-                " FROM referral_location l"
-                " JOIN referral_practitioner p ON p.id = l.practitioner_id"
-                " JOIN referral_practitioner_modality pm ON pm.practitioner_id = p.id"
-                " WHERE p.status = 'active'"
-            )
-            for table in ("referral_practitioner", "referral_location"):
-                cur.execute(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
-                    f" (SELECT max(id) FROM {table}))"
-                )
+            finish_postgres_load(cur)
         conn.commit()
         conn.autocommit = True
         for _, (table, _) in TABLES.items():

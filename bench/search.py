@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
@@ -164,20 +165,7 @@ def _build_postgres(engine: Engine, data: Iterator[tuple]) -> None:
                 for n, _, _, m, _ in rows:
                     copy.write_row((n, m))
             cur.execute("SET session_replication_role = DEFAULT")
-            cur.execute(
-                "INSERT INTO referral_search_point"
-                " (location_id, modality_id, practitioner_id, geog)"
-                " SELECT l.id, pm.modality_id, l.practitioner_id, l.geog"
-                " FROM referral_location l"
-                " JOIN referral_practitioner p ON p.id = l.practitioner_id"
-                " JOIN referral_practitioner_modality pm ON pm.practitioner_id = p.id"
-                " WHERE p.status = 'active'"
-            )
-            for table in ("referral_practitioner", "referral_location"):
-                cur.execute(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
-                    f" (SELECT max(id) FROM {table}))"
-                )
+            finish_postgres_load(cur)
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE referral_practitioner")
@@ -187,6 +175,24 @@ def _build_postgres(engine: Engine, data: Iterator[tuple]) -> None:
         conn.autocommit = False
     finally:
         raw.close()
+
+
+def finish_postgres_load(cur: Any) -> None:
+    """After the COPY: fill the per-modality search table from the copied rows and move
+    the id sequences past the copied ids (shared by bench/search.py and bench/filters.py)."""
+    cur.execute(
+        "INSERT INTO referral_search_point"
+        " (location_id, modality_id, practitioner_id, geog)"
+        " SELECT l.id, pm.modality_id, l.practitioner_id, l.geog"
+        " FROM referral_location l"
+        " JOIN referral_practitioner p ON p.id = l.practitioner_id"
+        " JOIN referral_practitioner_modality pm ON pm.practitioner_id = p.id"
+        " WHERE p.status = 'active'"
+    )
+    for table in ("referral_practitioner", "referral_location"):
+        cur.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+        )
 
 
 def rss_mb() -> float:
