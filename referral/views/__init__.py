@@ -7,13 +7,15 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, url_for
 from flask_login import current_user
+from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException
 
 from referral import embed, headers, theme, wording
 from referral.auth import current_practitioner, is_admin
-from referral.db import open_session
+from referral.db import get_session, open_session
 from referral.geo.distance import to_unit
 from referral.mail import QUEUED
+from referral.models import Practitioner, ReferralRequest
 from referral.referrals import reference
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -146,11 +148,6 @@ def account_links() -> list[tuple[str, str, str]]:
     """The signed-in account's own pages as ``(endpoint, url, label)``: a practitioner's
     inbox (with how many are new), sent referrals and listing; an admin's queue (with how
     many wait) and undelivered messages. Empty for a visitor."""
-    from sqlalchemy import func, select
-
-    from referral.db import get_session
-    from referral.models import Practitioner, ReferralRequest
-
     if not current_user.is_authenticated:
         return []
     session = get_session()

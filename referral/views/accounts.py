@@ -188,7 +188,7 @@ def logout() -> Response | tuple[str, int]:
         return message("Sign out", "The form expired; please try again.", 400)
     if current_user.is_authenticated:
         session = get_session()
-        user = session.merge(current_user._get_current_object(), load=False)
+        user = current_user._get_current_object()  # loaded by this session
         accounts.end_sessions(user)
         session.commit()
     logout_user()
@@ -202,7 +202,7 @@ def change_password() -> Any:
     title, submit = "Change your password", "Save password"
     if form.validate_on_submit():
         session = get_session()
-        user = session.merge(current_user._get_current_object(), load=False)
+        user = current_user._get_current_object()  # loaded by this session
         try:
             accounts.change_password(
                 session, user, form.current.data, form.password.data, current_app.config
