@@ -441,7 +441,7 @@ RARE = [
 def test_rare_matches_plan_gives_the_same_answers(session, monkeypatch, point, radius_km, filters):
     """PostGIS switches from nearest-first to filtering the whole radius past a row
     budget; with a tiny budget every query takes that path and must not change."""
-    monkeypatch.setattr(search_module, "KNN_MAX_ROWS", 8)
+    monkeypatch.setattr(search_module.postgis, "KNN_MAX_ROWS", 8)
     load_random_directory(session)
     expected = brute_force(session, *point, radius_km, filters)
     got, results = _ranking(session, point, radius_km, filters, per_page=5)
@@ -715,7 +715,7 @@ def test_every_plan_gives_the_same_answers(session, monkeypatch, point, radius_k
     """Filter-first (the default for this small directory) and spatial-first (forced)."""
     load_random_directory(session)
     planned = search(session, *point, radius_km=radius_km, filters=filters, per_page=100)
-    monkeypatch.setattr(search_module, "FILTER_FIRST_MAX", 0)
+    monkeypatch.setattr(search_module.planner, "FILTER_FIRST_MAX", 0)
     walked = search(session, *point, radius_km=radius_km, filters=filters, per_page=100)
     as_rows = lambda hits: [(h.distance_km, h.practitioner.id, h.location.id) for h in hits]  # noqa: E731
     _assert_same(as_rows(planned.hits), as_rows(walked.hits))
@@ -738,7 +738,7 @@ def test_a_value_nobody_has_is_known_before_any_walk(session, clinic, monkeypatc
 @pytest.mark.parametrize("force_walk", [False, True])
 def test_total_is_exact_up_to_the_cap_then_capped(session, monkeypatch, force_walk):
     if force_walk:
-        monkeypatch.setattr(search_module, "FILTER_FIRST_MAX", 0)
+        monkeypatch.setattr(search_module.planner, "FILTER_FIRST_MAX", 0)
     load_random_directory(session)
     for filters in (Filters(), Filters(language="Greek"), Filters(condition="sciatica")):
         expected = len(brute_force(session, *SYDNEY, 100, filters))

@@ -1,0 +1,170 @@
+"""Finding the nearest active practitioners: the one search interface, two index backends.
+
+:func:`search` asks the database's spatial index for the ids and distances of the page and
+reads the page's cards into frozen records (:class:`Hit`). SQLite: an R*Tree box that starts
+at 0.5 km and grows until it holds enough matches, then exact great-circle distance in
+Python, and one more statement for the cards. PostgreSQL: ``ORDER BY geog <-> point`` on
+GiST indexes (a partial one per modality), distances from ``ST_Distance(..., false)`` on the
+same sphere; the walk's first round also brings the cards and, when asked, the count, so a
+typical search is one prepared statement. Both rank by that distance and break ties by
+practitioner id, so they return the same hits in the same order.
+
+The package's modules, in the order a search meets them: :mod:`~referral.search.records`
+(what goes in and comes out), :mod:`~referral.search.planner` (nobody / filter-first /
+walk, from cheap counts), :mod:`~referral.search.backend` (the interface) with
+:mod:`~referral.search.sqlite` and :mod:`~referral.search.postgis` behind it,
+:mod:`~referral.search.sql` (the filters as SQL), :mod:`~referral.search.cards` (a page's
+hits), :mod:`~referral.search.guard` (the time limit) and
+:mod:`~referral.search.maintenance` (after bulk loads, and what the form offers).
+
+The SQL is plain text on the DB-API connection: SQLAlchemy's statement compilation and
+result machinery would cost more than the index look-up itself at directory scale. Every
+value is a bound parameter except integers our code computes (modality ids read from the
+database, row limits), which are written in so the planner can use them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from referral.search.backend import _POSTGIS, _RTREE, SpatialIndex, _index_for
+from referral.search.cards import _load, _page
+from referral.search.guard import _time_limit
+from referral.search.maintenance import listed_languages, optimize, refresh_after_bulk_load
+from referral.search.planner import (
+    COMMON_FOR_S,
+    FILTER_FIRST_MAX,
+    _anyone_matches,
+    _largest_visit_km,
+    _plan,
+)
+from referral.search.postgis import KNN_MAX_ROWS
+from referral.search.records import (
+    DEFAULT_MAX_TOTAL,
+    Filters,
+    Hit,
+    LocationSummary,
+    Nearest,
+    PractitionerSummary,
+    Ranked,
+    Results,
+    SearchTimeout,
+    Term,
+)
+from referral.search.sql import (
+    EARTH_HALF_KM,
+    POSTGIS_SPHERE_M,
+    _driver,
+    _filter_sql,
+    _language_codes,
+    _marker,
+    modality_ids,
+)
+from referral.search.sqlite import FIRST_BOX_KM
+
+__all__ = [
+    "COMMON_FOR_S",
+    "DEFAULT_MAX_TOTAL",
+    "EARTH_HALF_KM",
+    "FILTER_FIRST_MAX",
+    "FIRST_BOX_KM",
+    "KNN_MAX_ROWS",
+    "POSTGIS_SPHERE_M",
+    "_POSTGIS",
+    "_RTREE",
+    "Filters",
+    "Hit",
+    "LocationSummary",
+    "Nearest",
+    "PractitionerSummary",
+    "Ranked",
+    "Results",
+    "SearchTimeout",
+    "SpatialIndex",
+    "Term",
+    "_driver",
+    "_filter_sql",
+    "_index_for",
+    "_language_codes",
+    "_marker",
+    "_time_limit",
+    "listed_languages",
+    "modality_ids",
+    "optimize",
+    "refresh_after_bulk_load",
+    "search",
+]
+
+
+def search(
+    session: Session,
+    lat: float,
+    lon: float,
+    *,
+    radius_km: float,
+    filters: Filters | None = None,
+    page: int = 1,
+    per_page: int = 20,
+    fallback: int = 5,
+    with_total: bool = False,
+    max_total: int = DEFAULT_MAX_TOTAL,
+    time_limit_ms: float | None = None,
+) -> Results:
+    """Active practitioners within ``radius_km`` matching ``filters``, nearest first, one
+    hit per practitioner (their closest matching location). When nothing is in range,
+    ``nearest_beyond`` holds up to ``fallback`` of the nearest matches at any distance.
+
+    The plan comes from cheap, bounded counts of each filter value (:func:`_plan`):
+    nobody has it (an empty answer at once, no fallback to look for), few have it (read
+    their locations, exact distance, sort: the total and the nearest beyond come free),
+    or it is common (walk the spatial index nearest-first). ``Results.total`` is exact up
+    to ``max_total``; ``with_total=True`` counts it now, inside the time limit.
+    ``time_limit_ms`` bounds the whole search: past it :class:`SearchTimeout` (a 503).
+    """
+    filters = filters or Filters()
+    index = _index_for(session)
+    start = (page - 1) * per_page
+    need = start + per_page
+    with _time_limit(session, time_limit_ms):
+        plan = _plan(session, filters)
+        if plan == "nobody":
+            return Results([], 0, page, per_page)
+        every = index.filter_first(session, lat, lon, filters, plan) if plan else None
+        if every is not None:  # every match anywhere, ranked
+            inside = [row for row in every if row[0] <= radius_km]
+            total, capped = min(len(inside), max_total), len(inside) > max_total
+            results = Results(
+                _load(session, inside[start:need]), total, page, per_page, total_capped=capped
+            )
+            if fallback and not inside:
+                results.nearest_beyond = _load(session, every[:fallback])
+            return results
+        farthest = EARTH_HALF_KM
+        if filters.home_visits:  # nobody visits farther than the largest visit radius
+            farthest = _largest_visit_km(session)
+            radius_km = min(radius_km, farthest)
+        ranked, exhausted, cards, _ = index.nearest(session, lat, lon, radius_km, filters, need)
+
+        def count() -> tuple[int, bool]:
+            with _time_limit(session, time_limit_ms):
+                n = index.count_upto(session, lat, lon, radius_km, filters, max_total + 1)
+            return min(n, max_total), n > max_total
+
+        total = capped = None
+        if exhausted:
+            total, capped = min(len(ranked), max_total), len(ranked) > max_total
+        elif with_total:
+            n = index.count_upto(session, lat, lon, radius_km, filters, max_total + 1)
+            total, capped = min(n, max_total), n > max_total
+        results = Results(
+            _page(session, ranked[start:], cards),
+            total,
+            page,
+            per_page,
+            count=count,
+            total_capped=bool(capped),
+        )
+        if fallback and not ranked and _anyone_matches(session, filters):
+            beyond, _, cards, _ = index.nearest(session, lat, lon, farthest, filters, fallback)
+            results.nearest_beyond = _page(session, beyond, cards)
+    return results
