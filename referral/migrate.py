@@ -19,7 +19,7 @@ with contextlib.suppress(ImportError):  # the postgres extra: reflection knows P
 
 VERSION_TABLE = "referral_alembic_version"
 #: tables the migrations make on one backend only, for the spatial index
-SPATIAL_TABLES = ("referral_location_rtree", "referral_search_point")
+SPATIAL_TABLES = ("referral_location_rtree", "referral_search_point", "referral_search_term")
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, other: Any) -> bool:

@@ -21,7 +21,7 @@ from referral.models import (
     Practitioner,
     PractitionerFund,
 )
-from referral.search import Filters, Term, _language_codes, search
+from referral.search import Filters, Term, _language_codes, grid, search
 from tests.conftest import PG_URL, TAXONOMY
 
 SYDNEY = (-33.8688, 151.2093)
@@ -772,3 +772,95 @@ def test_a_long_statement_is_stopped_by_the_time_limit(session):
     session.rollback()
     # the limit ends with the search: the next statement runs unhindered
     assert _driver(session).execute("SELECT 1").fetchone()[0] == 1
+
+
+# --- the search-term grid (migration 0008) ------------------------------------------------
+
+
+def _grid_rows(session: Session) -> set[tuple]:
+    rows = session.execute(
+        text(
+            "SELECT term, cell, location_id, practitioner_id, lat, lon, visit_km,"
+            " accepting, telehealth FROM referral_search_term"
+        )
+    )
+    return {(*row[:7], bool(row[7]), bool(row[8])) for row in rows}
+
+
+def _assert_grid_in_step(session: Session) -> None:
+    """The rows the triggers keep equal the rows a full rebuild writes."""
+    kept = _grid_rows(session)
+    grid.rebuild(session)
+    assert kept == _grid_rows(session)
+    session.rollback()
+
+
+def test_the_grid_follows_every_write(session, add_practitioner):
+    load_random_directory(session, seed=9, count=40)
+    _assert_grid_in_step(session)
+    people = session.scalars(select(Practitioner).order_by(Practitioner.id)).all()
+    yoga = session.scalar(select(Modality).where(Modality.slug == "yoga"))
+    sciatica = session.scalar(select(Condition).where(Condition.slug == "sciatica"))
+    writes = [
+        lambda: people[0].locations.append(Location(lat=-33.7, lon=151.1)),
+        lambda: setattr(people[1].locations[0], "lat", -34.2),
+        lambda: setattr(people[2], "status", "suspended"),
+        lambda: setattr(people[3], "accepting_new_patients", not people[3].accepting_new_patients),
+        lambda: setattr(people[4], "home_visits", not people[4].home_visits),
+        lambda: setattr(people[5], "telehealth", not people[5].telehealth),
+        lambda: setattr(people[6], "modalities", [yoga]),
+        lambda: people[7].conditions.append(sciatica),
+        lambda: setattr(people[8], "languages", ["Welsh", "Cantonese"]),
+        lambda: people[9].funds.clear(),
+        lambda: setattr(people[10].locations[0], "home_visit_radius_km", 12.5),
+        lambda: session.delete(people[11]),
+        lambda: people[12].locations.pop(),
+    ]
+    for write in writes:
+        write()
+        session.commit()
+        _assert_grid_in_step(session)
+    assert not any(row[3] == people[11].id for row in _grid_rows(session))
+    assert not any(row[3] == people[2].id for row in _grid_rows(session))
+
+
+def test_a_box_of_cells_encloses_its_circle():
+    rng = random.Random(4)
+    sphere = great_circle()
+    for _ in range(300):
+        lat, lon = rng.uniform(-85, 85), rng.uniform(-170, 170)
+        km = rng.choice([0.3, 2.0, 25.0, 150.0])
+        box = grid.enclosing_box(lat, lon, km)
+        if box is None:
+            continue
+        for bearing in range(0, 360, 15):
+            edge = sphere.destination((lat, lon), bearing, km * 0.999999)
+            assert box[0] <= grid.cell_row(edge.latitude) <= box[1]
+            assert box[2] <= grid.cell_column(edge.longitude) <= box[3]
+    assert grid.enclosing_box(-17.0, -179.95, 80.0) is None  # across the antimeridian
+    assert grid.enclosing_box(89.9, 10.0, 30.0)[2:] == (0, grid.COLUMNS - 1)  # a pole
+
+
+def test_the_cells_of_a_growing_box_are_each_read_once():
+    small = grid.enclosing_box(-33.87, 151.21, 2.0)
+    large = grid.enclosing_box(-33.87, 151.21, 9.0)
+    cells = [c for lo, hi in grid._new_ranges(small, None) for c in range(lo, hi + 1)]
+    cells += [c for lo, hi in grid._new_ranges(large, small) for c in range(lo, hi + 1)]
+    r0, r1, c0, c1 = large
+    assert sorted(cells) == [
+        row * grid.COLUMNS + col for row in range(r0, r1 + 1) for col in range(c0, c1 + 1)
+    ]
+
+
+@pytest.mark.parametrize(("point", "radius_km", "filters"), QUERIES + RARE + PLANNED)
+def test_the_grid_and_the_spatial_index_give_the_same_answers(
+    session, monkeypatch, point, radius_km, filters
+):
+    load_random_directory(session)
+    on_grid = search(session, *point, radius_km=radius_km, filters=filters, per_page=100)
+    monkeypatch.setattr(grid, "GRID_MAX_KM", -1.0)  # every search walks the R*Tree / GiST
+    walked = search(session, *point, radius_km=radius_km, filters=filters, per_page=100)
+    as_rows = lambda hits: [(h.distance_km, h.practitioner.id, h.location.id) for h in hits]  # noqa: E731
+    _assert_same(as_rows(on_grid.hits), as_rows(walked.hits))
+    _assert_same(as_rows(on_grid.nearest_beyond), as_rows(walked.nearest_beyond))
+    assert (on_grid.total, on_grid.total_capped) == (walked.total, walked.total_capped)

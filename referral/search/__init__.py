@@ -25,8 +25,11 @@ database, row limits), which are written in so the planner can use them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
+from referral.search import grid
 from referral.search.backend import _POSTGIS, _RTREE, SpatialIndex, _index_for
 from referral.search.cards import _load, _page
 from referral.search.guard import _time_limit
@@ -127,8 +130,38 @@ def search(
     need = start + per_page
     with _time_limit(session, time_limit_ms):
         plan = _plan(session, filters)
-        if plan == "nobody":
+        groups = grid.terms(session, filters) if plan != "nobody" else None
+        if groups is None:  # a value nobody has, or a modality, condition, fund that is not
             return Results([], 0, page, per_page)
+        farthest = EARTH_HALF_KM
+        if filters.home_visits:  # nobody visits farther than the largest visit radius
+            farthest = _largest_visit_km(session)
+            radius_km = min(radius_km, farthest)
+        want = max(need, max_total + 1) if with_total else need
+        walked = grid.walk(session, lat, lon, radius_km, filters, groups, want)
+        if walked is not None:
+
+            def count_on_grid() -> tuple[int, bool]:
+                with _time_limit(session, time_limit_ms):
+                    again = grid.walk(session, lat, lon, radius_km, filters, groups, max_total + 1)
+                assert again is not None
+                return min(len(again.ranked), max_total), len(again.ranked) > max_total
+
+            ranked = walked.ranked
+            known = walked.reach_km >= radius_km or len(ranked) > max_total
+            results = Results(
+                _load(session, ranked[start:need]),
+                min(len(ranked), max_total) if known else None,
+                page,
+                per_page,
+                count=count_on_grid,
+                total_capped=known and len(ranked) > max_total,
+            )
+            if fallback and not ranked:
+                results.nearest_beyond = _nearest_beyond(
+                    session, lat, lon, filters, plan, farthest, fallback
+                )
+            return results
         every = index.filter_first(session, lat, lon, filters, plan) if plan else None
         if every is not None:  # every match anywhere, ranked
             inside = [row for row in every if row[0] <= radius_km]
@@ -139,10 +172,6 @@ def search(
             if fallback and not inside:
                 results.nearest_beyond = _load(session, every[:fallback])
             return results
-        farthest = EARTH_HALF_KM
-        if filters.home_visits:  # nobody visits farther than the largest visit radius
-            farthest = _largest_visit_km(session)
-            radius_km = min(radius_km, farthest)
         ranked, exhausted, cards, _ = index.nearest(session, lat, lon, radius_km, filters, need)
 
         def count() -> tuple[int, bool]:
@@ -164,7 +193,31 @@ def search(
             count=count,
             total_capped=bool(capped),
         )
-        if fallback and not ranked and _anyone_matches(session, filters):
-            beyond, _, cards, _ = index.nearest(session, lat, lon, farthest, filters, fallback)
-            results.nearest_beyond = _page(session, beyond, cards)
+        if fallback and not ranked:
+            results.nearest_beyond = _nearest_beyond(
+                session, lat, lon, filters, plan, farthest, fallback
+            )
     return results
+
+
+def _nearest_beyond(
+    session: Session,
+    lat: float,
+    lon: float,
+    filters: Filters,
+    plan: str | tuple[str, Any] | None,
+    farthest: float,
+    fallback: int,
+) -> list[Hit]:
+    """Up to ``fallback`` of the nearest matches at any distance (within ``farthest``),
+    for a search with none in its radius: from the plan's few practitioners when it has
+    them, else by the spatial index, once :func:`_anyone_matches` says there is anyone."""
+    index = _index_for(session)
+    if isinstance(plan, tuple):
+        every = index.filter_first(session, lat, lon, filters, plan)
+        if every is not None:
+            return _load(session, every[:fallback])
+    if not _anyone_matches(session, filters):
+        return []
+    beyond, _, cards, _ = index.nearest(session, lat, lon, farthest, filters, fallback)
+    return _page(session, beyond, cards)

@@ -7,6 +7,7 @@ import json
 from sqlalchemy.orm import Session
 
 from referral.languages import codes_of, display_name
+from referral.search import grid
 from referral.search.sql import _driver, _marker
 
 
@@ -52,9 +53,10 @@ def listed_languages(session: Session) -> list[dict[str, str]]:
 
 
 def refresh_after_bulk_load(session: Session) -> None:
-    """Rebuild the language codes from every practitioner's language names: for a bulk
-    load that wrote ``referral_practitioner`` without the ORM (which keeps them on every
-    flush). Commits."""
+    """Rebuild what the ORM and the triggers keep on every write, for a bulk load that
+    wrote around them: the language codes from every practitioner's language names (only
+    when they differ), then the search-term grid (:func:`referral.search.grid.rebuild`).
+    Commits."""
     connection = _driver(session)
     rows = connection.execute("SELECT id, languages FROM referral_practitioner").fetchall()
     mark = _marker(session.get_bind().dialect.name)
@@ -63,12 +65,17 @@ def refresh_after_bulk_load(session: Session) -> None:
         if isinstance(languages, str):
             languages = json.loads(languages)
         links += [(practitioner_id, code) for code in codes_of(languages or [])]
-    connection.execute("DELETE FROM referral_practitioner_language")
-    cursor = connection.cursor()
-    params = [{"p": p, "c": c} for p, c in links]
-    cursor.executemany(
-        "INSERT INTO referral_practitioner_language (practitioner_id, code)"
-        f" VALUES ({mark('p')}, {mark('c')})",
-        params,
-    )
+    existing = connection.execute(
+        "SELECT practitioner_id, code FROM referral_practitioner_language"
+    ).fetchall()
+    if set(map(tuple, existing)) != set(links):
+        connection.execute("DELETE FROM referral_practitioner_language")
+        cursor = connection.cursor()
+        params = [{"p": p, "c": c} for p, c in links]
+        cursor.executemany(
+            "INSERT INTO referral_practitioner_language (practitioner_id, code)"
+            f" VALUES ({mark('p')}, {mark('c')})",
+            params,
+        )
+    grid.rebuild(session)
     session.commit()
