@@ -117,11 +117,14 @@ def search(
     hit per practitioner (their closest matching location). When nothing is in range,
     ``nearest_beyond`` holds up to ``fallback`` of the nearest matches at any distance.
 
-    The plan comes from cheap, bounded counts of each filter value (:func:`_plan`):
-    nobody has it (an empty answer at once, no fallback to look for), few have it (read
-    their locations, exact distance, sort: the total and the nearest beyond come free),
-    or it is common (walk the spatial index nearest-first). ``Results.total`` is exact up
-    to ``max_total``; ``with_total=True`` counts it now, inside the time limit.
+    Within :data:`~referral.search.grid.GRID_MAX_KM` (and off the antimeridian) the
+    search-term grid answers (:mod:`referral.search.grid`): the filter values' row counts
+    say at once when nobody has one, else the rarest value's own locations are walked
+    nearest-first, and the total is the same walk stopped at ``max_total`` + 1. Wider
+    searches plan from bounded counts of each value (:func:`_plan`): nobody, few (read
+    their locations, exact distance, sort) or common (walk the R*Tree / GiST index). The
+    nearest beyond the radius, when nothing is in it, always comes from the latter.
+    ``Results.total`` is exact up to ``max_total``; ``with_total=True`` counts it now.
     ``time_limit_ms`` bounds the whole search: past it :class:`SearchTimeout` (a 503).
     """
     filters = filters or Filters()
@@ -129,17 +132,18 @@ def search(
     start = (page - 1) * per_page
     need = start + per_page
     with _time_limit(session, time_limit_ms):
-        plan = _plan(session, filters)
-        groups = grid.terms(session, filters) if plan != "nobody" else None
-        if groups is None:  # a value nobody has, or a modality, condition, fund that is not
-            return Results([], 0, page, per_page)
         farthest = EARTH_HALF_KM
         if filters.home_visits:  # nobody visits farther than the largest visit radius
             farthest = _largest_visit_km(session)
             radius_km = min(radius_km, farthest)
-        want = max(need, max_total + 1) if with_total else need
-        walked = grid.walk(session, lat, lon, radius_km, filters, groups, want)
-        if walked is not None:
+        if grid.serves(lat, lon, radius_km):
+            groups = grid.terms(session, filters)
+            groups = grid.rarest_first(session, groups) if groups else None
+            if groups is None:  # a value nobody has, or a modality, condition, fund that is not
+                return Results([], 0, page, per_page)
+            want = max(need, max_total + 1) if with_total else need
+            walked = grid.walk(session, lat, lon, radius_km, filters, groups, want)
+            assert walked is not None
 
             def count_on_grid() -> tuple[int, bool]:
                 with _time_limit(session, time_limit_ms):
@@ -159,9 +163,12 @@ def search(
             )
             if fallback and not ranked:
                 results.nearest_beyond = _nearest_beyond(
-                    session, lat, lon, filters, plan, farthest, fallback
+                    session, lat, lon, filters, _plan(session, filters), farthest, fallback
                 )
             return results
+        plan = _plan(session, filters)
+        if plan == "nobody":
+            return Results([], 0, page, per_page)
         every = index.filter_first(session, lat, lon, filters, plan) if plan else None
         if every is not None:  # every match anywhere, ranked
             inside = [row for row in every if row[0] <= radius_km]

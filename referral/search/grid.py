@@ -38,7 +38,7 @@ PER_DEGREE = 100
 ROWS, COLUMNS = 180 * PER_DEGREE, 360 * PER_DEGREE
 #: the grid serves radii up to this; beyond, a box has too many rows of cells to read
 GRID_MAX_KM = 300.0
-#: the first box's half-size (km)
+#: the first box's half-size (km) for ten of a common term; wider for rarer terms
 FIRST_KM = 0.5
 #: a term's rows are counted up to this many to choose the rarest (then remembered)
 COUNT_UPTO = 50_000
@@ -125,6 +125,21 @@ def terms(session: Session, filters: Filters) -> list[tuple[str, ...]] | None:
     return groups or [("*",)]
 
 
+def serves(lat: float, lon: float, radius_km: float) -> bool:
+    """Whether the grid answers this search: a radius up to :data:`GRID_MAX_KM` whose
+    circle does not cross the antimeridian."""
+    return radius_km <= GRID_MAX_KM and enclosing_box(lat, lon, radius_km) is not None
+
+
+def rarest_first(session: Session, groups: list[tuple[str, ...]]) -> list[tuple[str, ...]] | None:
+    """The groups ordered by how many rows they have, fewest first; None when one has none
+    (nobody matches anywhere: known from the counts, with no walk and no fallback)."""
+    counts = [sum(_term_rows(session, term) for term in group) for group in groups]
+    if 0 in counts:
+        return None
+    return [group for _, group in sorted(zip(counts, groups, strict=True), key=lambda x: x[0])]
+
+
 def walk(
     session: Session,
     lat: float,
@@ -138,21 +153,24 @@ def walk(
     (fewer only when the walk reached the radius), or None when the grid cannot serve this
     search (a radius beyond :data:`GRID_MAX_KM`, a circle across the antimeridian).
 
-    The rarest group drives: its rows are read box by box, the other groups are probed by
-    key, the flags read from the row; a box's inscribed circle is certain, so a round ends
-    the walk once that circle holds ``want`` practitioners or the box encloses the radius.
+    ``groups`` come rarest first (:func:`rarest_first`): the first drives, its rows read
+    box by box; the other groups are probed by key and the flags read from the row. A box
+    encloses its circle, so every match within the circle has been seen: the walk ends once
+    that circle holds ``want`` practitioners or is the radius.
     """
-    if radius_km > GRID_MAX_KM or enclosing_box(lat, lon, radius_km) is None:
+    if not serves(lat, lon, radius_km):
         return None
-    counts = [sum(_term_rows(session, term) for term in group) for group in groups]
-    order = sorted(range(len(groups)), key=lambda n: counts[n])
-    driver, others = groups[order[0]], [groups[n] for n in order[1:]]
+    driver, others = groups[0], groups[1:]
     connection = _driver(session)
     sql, params = _round_sql(session.get_bind().dialect.name, driver, others, filters)
     home_visits = filters.home_visits
     rows: list[tuple[float, int, int]] = []
     done = None
-    km = min(FIRST_KM, radius_km)
+    # the first box: about ``want`` of the driver's rows in a city (fewer rounds, each a
+    # statement): wider for a rarer driver and for a larger want
+    rows_of_driver = max(1, sum(_term_rows(session, term) for term in driver))
+    km = FIRST_KM * math.sqrt(max(want, 10) / 10 * COUNT_UPTO / min(rows_of_driver, COUNT_UPTO))
+    km = min(km, radius_km)
     while True:
         box = enclosing_box(lat, lon, km)
         assert box is not None  # inside the radius's box, which does not cross
@@ -204,18 +222,20 @@ def _round_sql(
             f" WHERE g.term IN ({term_list(f'g{n}_', group)})"
             " AND g.cell = t.cell AND g.location_id = t.location_id)"
         )
-    if dialect == "postgresql":
-        ranges = "unnest(%(lo)s::integer[], %(hi)s::integer[]) AS r(lo, hi) JOIN"
-    else:  # CROSS JOIN: SQLite keeps the order, so the ranges drive
-        ranges = (
-            "(SELECT json_extract(value, '$[0]') AS lo, json_extract(value, '$[1]') AS hi"
-            " FROM json_each(:ranges)) AS r CROSS JOIN"
+    columns = "t.location_id, t.practitioner_id, t.lat, t.lon, t.visit_km"
+    conditions = " AND ".join(keys + where)
+    if dialect == "postgresql":  # LATERAL: each range its own index range scan
+        sql = (
+            f"SELECT t.* FROM unnest(%(lo)s::integer[], %(hi)s::integer[]) AS r(lo, hi)"
+            f" CROSS JOIN LATERAL (SELECT {columns} FROM referral_search_term AS t"
+            f" WHERE {conditions}) AS t"
         )
-    sql = (
-        f"SELECT t.location_id, t.practitioner_id, t.lat, t.lon, t.visit_km FROM {ranges}"
-        f" referral_search_term AS t ON {' AND '.join(keys)}"
-        + "".join(f" AND {condition}" for condition in where)
-    )
+    else:  # CROSS JOIN: SQLite keeps the order, so the ranges drive
+        sql = (
+            f"SELECT {columns} FROM (SELECT json_extract(value, '$[0]') AS lo,"
+            " json_extract(value, '$[1]') AS hi FROM json_each(:ranges)) AS r"
+            f" CROSS JOIN referral_search_term AS t ON {conditions}"
+        )
     return sql, params
 
 
@@ -224,8 +244,8 @@ _ROWS: weakref.WeakKeyDictionary[Any, dict[str, tuple[int, float]]] = weakref.We
 
 
 def _term_rows(session: Session, term: str) -> int:
-    """How many rows a term has, counted up to :data:`COUNT_UPTO` and remembered for
-    :data:`COUNT_FOR_S` seconds: it only chooses which group drives the walk."""
+    """How many rows a term has, counted up to :data:`COUNT_UPTO`; a count above zero is
+    remembered for :data:`COUNT_FOR_S` seconds (it only chooses which group drives)."""
     bind = session.get_bind()
     known = _ROWS.setdefault(getattr(bind, "engine", bind), {})
     now = time.monotonic()
@@ -242,7 +262,8 @@ def _term_rows(session: Session, term: str) -> int:
         )
         .fetchone()
     )
-    known[term] = (n, now + COUNT_FOR_S)
+    if n:  # none is asked again each time, so a value's first listing is found at once
+        known[term] = (n, now + COUNT_FOR_S)
     return n
 
 
