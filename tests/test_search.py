@@ -330,6 +330,30 @@ PLANNED = [
     ((-31.95, 115.86), 10.0, Filters(language="Greek", fund="bupa")),  # Perth: only beyond
 ]
 
+#: every shape of bench/filters.py's matrix (its radii, its kinds of filter)
+BENCH_SHAPES = [
+    (point, radius_km, filters)
+    for point in (SYDNEY, (-37.9, 145.0))
+    for radius_km, filters in (
+        (50.0, Filters(modalities=("yoga",))),
+        (25.0, Filters(modalities=("physiotherapy",))),
+        (50.0, Filters()),
+        (50.0, Filters(condition="low-back-pain")),
+        (50.0, Filters(condition="sciatica")),
+        (50.0, Filters(fund="hcf")),
+        (50.0, Filters(language="Greek")),
+        (50.0, Filters(language="Cantonese")),
+        (50.0, Filters(language="Welsh")),
+        (50.0, Filters(home_visits=True)),
+        (50.0, Filters(telehealth=True)),
+        (50.0, Filters(modalities=("yoga",), accepting=True, condition="low-back-pain")),
+        (
+            50.0,
+            Filters(fund="hcf", language="Cantonese", condition="sciatica", home_visits=True),
+        ),
+    )
+]
+
 
 def load_random_directory(session: Session, seed: int = 3, count: int = 300) -> None:
     """A few hundred practitioners, one to three locations each, random filter values."""
@@ -474,6 +498,7 @@ def test_sqlite_and_postgis_give_the_same_answers(session, tmp_path):
             QUERIES
             + RARE
             + PLANNED
+            + BENCH_SHAPES
             + [((-33.9 + i * 0.01, 151.0 + i * 0.02), 25.0 + i, Filters()) for i in range(10)]
         )
         for point, radius_km, filters in queries:

@@ -161,10 +161,14 @@ def search(
                 count=count_on_grid,
                 total_capped=known and len(ranked) > max_total,
             )
-            if fallback and not ranked:
-                results.nearest_beyond = _nearest_beyond(
-                    session, lat, lon, filters, _plan(session, filters), farthest, fallback
-                )
+            if fallback and not ranked and radius_km < farthest:  # else none is beyond
+                every = grid.everywhere(session, lat, lon, filters, groups, farthest)
+                if every is not None:  # a rare driver: all its rows, read at once
+                    results.nearest_beyond = _load(session, every[:fallback])
+                else:
+                    results.nearest_beyond = _nearest_beyond(
+                        session, lat, lon, filters, _plan(session, filters), farthest, fallback
+                    )
             return results
         plan = _plan(session, filters)
         if plan == "nobody":

@@ -195,6 +195,34 @@ def walk(
         km = min(km * min(max(growth, 2.0), 8.0), radius_km)
 
 
+def everywhere(
+    session: Session,
+    lat: float,
+    lon: float,
+    filters: Filters,
+    groups: list[tuple[str, ...]],
+    farthest_km: float,
+) -> Ranked | None:
+    """Every match within ``farthest_km`` at any place, nearest first, when the driving
+    group is rare (fewer than :data:`COUNT_UPTO` rows: all of them are read, with no
+    cells); None when it is common (the caller walks the spatial index then)."""
+    driver = groups[0]
+    if sum(_term_rows(session, term) for term in driver) >= COUNT_UPTO:
+        return None
+    dialect = session.get_bind().dialect.name
+    sql, params = _round_sql(dialect, driver, groups[1:], filters)
+    if dialect == "postgresql":
+        params.update(lo=[0], hi=[ROWS * COLUMNS])
+    else:
+        params["ranges"] = f"[[0,{ROWS * COLUMNS}]]"
+    found = []
+    for location_id, practitioner_id, plat, plon, visit_km in _driver(session).execute(sql, params):
+        distance = great_circle_km(lat, lon, plat, plon)
+        if distance <= farthest_km and not (filters.home_visits and distance > visit_km):
+            found.append((distance, practitioner_id, location_id))
+    return _first_per_practitioner(found)
+
+
 def _round_sql(
     dialect: str, driver: tuple[str, ...], others: list[tuple[str, ...]], filters: Filters
 ) -> tuple[str, dict[str, Any]]:
