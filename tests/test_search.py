@@ -889,3 +889,37 @@ def test_the_grid_and_the_spatial_index_give_the_same_answers(
     _assert_same(as_rows(on_grid.hits), as_rows(walked.hits))
     _assert_same(as_rows(on_grid.nearest_beyond), as_rows(walked.nearest_beyond))
     assert (on_grid.total, on_grid.total_capped) == (walked.total, walked.total_capped)
+
+
+def test_the_inner_cells_lie_wholly_inside_the_circle():
+    rng = random.Random(6)
+    for _ in range(60):
+        lat, lon = rng.uniform(-70, 70), rng.uniform(-170, 170)
+        km = rng.choice([3.0, 25.0, 100.0])
+        inner = grid._inner_ranges(lat, lon, km)
+        assert inner  # a circle this size holds whole cells
+        for lo, hi in inner:
+            for cell in range(lo, hi + 1):
+                row, column = divmod(cell, grid.COLUMNS)
+                for corner_row in (row, row + 1):
+                    for corner_column in (column, column + 1):
+                        corner = (corner_row / 100 - 90, corner_column / 100 - 180)
+                        assert great_circle_km(lat, lon, *corner) <= km
+
+
+@pytest.mark.parametrize("with_total", [False, True])
+def test_a_capped_total_from_the_inner_cells_agrees_with_counting(session, with_total):
+    load_random_directory(session)
+    for filters in (Filters(), Filters(modalities=("yoga",)), Filters(accepting=True)):
+        expected = len(brute_force(session, *SYDNEY, 40, filters))
+        for cap in (5, expected - 1, expected, expected + 1):
+            results = search(
+                session,
+                *SYDNEY,
+                radius_km=40,
+                filters=filters,
+                per_page=1,
+                max_total=cap,
+                with_total=with_total,
+            )
+            assert (results.total, results.total_capped) == (min(cap, expected), cap < expected)

@@ -120,7 +120,8 @@ def search(
     Within :data:`~referral.search.grid.GRID_MAX_KM` (and off the antimeridian) the
     search-term grid answers (:mod:`referral.search.grid`): the filter values' row counts
     say at once when nobody has one, else the rarest value's own locations are walked
-    nearest-first, and the total is the same walk stopped at ``max_total`` + 1. Wider
+    nearest-first, and the total is one capped count of the cells wholly inside the
+    radius (a dense city) or the same walk stopped at ``max_total`` + 1. Wider
     searches plan from bounded counts of each value (:func:`_plan`): nobody, few (read
     their locations, exact distance, sort) or common (walk the R*Tree / GiST index). The
     nearest beyond the radius, when nothing is in it, always comes from the latter.
@@ -141,25 +142,30 @@ def search(
             groups = grid.rarest_first(session, groups) if groups else None
             if groups is None:  # a value nobody has, or a modality, condition, fund that is not
                 return Results([], 0, page, per_page)
-            want = max(need, max_total + 1) if with_total else need
-            walked = grid.walk(session, lat, lon, radius_km, filters, groups, want)
+            walked = grid.walk(session, lat, lon, radius_km, filters, groups, need)
             assert walked is not None
 
             def count_on_grid() -> tuple[int, bool]:
                 with _time_limit(session, time_limit_ms):
+                    if grid.at_least(session, lat, lon, radius_km, filters, groups, max_total + 1):
+                        return max_total, True
                     again = grid.walk(session, lat, lon, radius_km, filters, groups, max_total + 1)
                 assert again is not None
                 return min(len(again.ranked), max_total), len(again.ranked) > max_total
 
             ranked = walked.ranked
-            known = walked.reach_km >= radius_km or len(ranked) > max_total
+            total = capped = None
+            if walked.reach_km >= radius_km:  # the walk saw every match
+                total, capped = min(len(ranked), max_total), len(ranked) > max_total
+            elif with_total:
+                total, capped = count_on_grid()
             results = Results(
                 _load(session, ranked[start:need]),
-                min(len(ranked), max_total) if known else None,
+                total,
                 page,
                 per_page,
                 count=count_on_grid,
-                total_capped=known and len(ranked) > max_total,
+                total_capped=bool(capped),
             )
             if fallback and not ranked and radius_km < farthest:  # else none is beyond
                 every = grid.everywhere(session, lat, lon, filters, groups, farthest)

@@ -195,6 +195,67 @@ def walk(
         km = min(km * min(max(growth, 2.0), 8.0), radius_km)
 
 
+def _inner_ranges(lat: float, lon: float, km: float) -> list[tuple[int, int]]:
+    """The cell ranges whose cells lie wholly within ``km`` of the point (every corner
+    within it: on a sphere a small cell's farthest point from outside is a corner), one
+    range per row of cells; rows whose cells all reach past it are left out."""
+    box = enclosing_box(lat, lon, km)
+    if box is None or box[2:] == (0, COLUMNS - 1):
+        return []
+    phi, angle = math.radians(lat), km / EARTH_RADIUS
+    ranges = []
+    for row in range(box[0], box[1] + 1):
+        reach = math.pi
+        for edge in (row / PER_DEGREE - 90.0, (row + 1) / PER_DEGREE - 90.0):
+            pe = math.radians(edge)
+            cos_d = (math.cos(angle) - math.sin(phi) * math.sin(pe)) / (
+                math.cos(phi) * math.cos(pe)
+            )
+            if cos_d > 1.0:  # this edge's latitude is out of reach
+                reach = -1.0
+                break
+            reach = min(reach, math.acos(max(-1.0, cos_d)))
+        if reach <= 0:
+            continue
+        dlon = math.degrees(reach) * (1 - 1e-9) - 1e-9
+        first = math.ceil((lon - dlon + 180.0) * PER_DEGREE)  # a cell's west edge inside
+        last = math.floor((lon + dlon + 180.0) * PER_DEGREE) - 1  # its east edge inside
+        if first <= last:
+            ranges.append((row * COLUMNS + first, row * COLUMNS + last))
+    return ranges
+
+
+def at_least(
+    session: Session,
+    lat: float,
+    lon: float,
+    radius_km: float,
+    filters: Filters,
+    groups: list[tuple[str, ...]],
+    most: int,
+) -> bool:
+    """Whether ``most`` practitioners match in the cells wholly inside the radius: one
+    statement that the database stops at ``most``, no row brought to Python. It settles a
+    capped total in a dense city; False (not proven) leaves it to :func:`walk`. Home visits
+    need each row's distance, so they are never proven here."""
+    if filters.home_visits:
+        return False
+    ranges = _inner_ranges(lat, lon, radius_km)
+    if not ranges:
+        return False
+    dialect = session.get_bind().dialect.name
+    sql, params = _round_sql(dialect, groups[0], groups[1:], filters)
+    if dialect == "postgresql":
+        params.update(lo=[lo for lo, _ in ranges], hi=[hi for _, hi in ranges])
+    else:
+        params["ranges"] = "[" + ",".join(f"[{lo},{hi}]" for lo, hi in ranges) + "]"
+    counted = (
+        f"SELECT count(*) FROM (SELECT DISTINCT x.practitioner_id FROM ({sql}) AS x"
+        f" LIMIT {int(most):d}) AS y"
+    )
+    return _driver(session).execute(counted, params).fetchone()[0] >= most
+
+
 def everywhere(
     session: Session,
     lat: float,
