@@ -313,11 +313,13 @@ def _round_sql(
         )
     columns = "t.location_id, t.practitioner_id, t.lat, t.lon, t.visit_km"
     conditions = " AND ".join(keys + where)
-    if dialect == "postgresql":  # LATERAL: each range its own index range scan
+    if dialect == "postgresql":
+        # LATERAL ... OFFSET 0: each range its own index range scan (without the OFFSET
+        # the planner flattens it and may scan all of a term's rows once per range)
         sql = (
             f"SELECT t.* FROM unnest(%(lo)s::integer[], %(hi)s::integer[]) AS r(lo, hi)"
             f" CROSS JOIN LATERAL (SELECT {columns} FROM referral_search_term AS t"
-            f" WHERE {conditions}) AS t"
+            f" WHERE {conditions} OFFSET 0) AS t"
         )
     else:  # CROSS JOIN: SQLite keeps the order, so the ranges drive
         sql = (
