@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import pytest
@@ -48,6 +49,16 @@ def test_meta_names_the_version_and_the_document(client):
     assert doc["servers"] == [{"url": f"http://localhost{API}"}]
     assert "REQUIRED" not in json.dumps(doc["info"])  # Open Referral's placeholders filled in
     assert set(doc["paths"]) >= {"/services", "/services/{id}", "/service_at_locations"}
+
+
+def test_every_hsds_route_is_in_open_referrals_document(client):
+    doc = get(client, "/openapi.json")
+    served = {
+        re.sub(r"<\w+>", "{id}", rule.rule.removeprefix(API)) or "/"
+        for rule in client.application.url_map.iter_rules()
+        if rule.endpoint.startswith("referral.api.hsds.")
+    }
+    assert served == set(doc["paths"]) | {"/openapi.json"}
 
 
 def test_services_page_holds_only_active_listings_in_the_envelope(client, people):
