@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import uuid
@@ -9,8 +10,9 @@ import uuid
 import pytest
 from hsds_spec import build_directory, errors
 
-from referral.hsds import records
+from referral.hsds import document, records
 from referral.hsds.records import record_id, record_key
+from referral.models import Practitioner
 
 API = "/find-a-therapist/api/hsds"
 
@@ -307,3 +309,20 @@ def test_the_export_file_is_streamed_from_the_same_records(client, people):
     assert doc["services"] == full  # one mapping: the file holds the API's records
     assert len(doc["service_at_locations"]) == len(doc["locations"]) == 8
     assert len(doc["taxonomy_terms"]) == get(client, "/taxonomy_terms")["total_items"]
+
+
+def test_the_export_holds_a_batch_of_listings_at_a_time(session, people, monkeypatch):
+    monkeypatch.setattr(records, "BATCH_SIZE", 2)
+    held = []
+    text = []
+    session.expunge_all()
+    gc.freeze()  # what exists now (the schemas) is not searched by each collection
+    try:
+        for chunk in document.chunks(session):
+            text.append(chunk)
+            gc.collect()
+            held.append(sum(isinstance(o, Practitioner) for o in session.identity_map.values()))
+    finally:
+        gc.unfreeze()
+    assert len(json.loads("".join(text))["services"]) == 7
+    assert 0 < max(held) <= 2  # never the whole directory: one batch of two

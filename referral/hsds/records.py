@@ -57,6 +57,8 @@ FULL_LOAD = (
     selectinload(Practitioner.conditions),
     selectinload(Practitioner.funds),
 )
+#: practitioners loaded per statement when a whole list or the export is streamed
+BATCH_SIZE = 500
 Kind = Literal["organization", "service", "location", "service_at_location"]
 
 
@@ -156,9 +158,10 @@ def load_practitioners(session: Session, ids: Sequence[int]) -> list[Practitione
     return [by_id[i] for i in ids if i in by_id]
 
 
-def in_batches(session: Session, ids: Iterable[int], size: int = 500) -> Iterator[Practitioner]:
-    """Practitioners loaded ``size`` at a time: memory stays flat over any number of ids
-    (the session's identity map holds rows only while something refers to them)."""
+def in_batches(session: Session, ids: Iterable[int]) -> Iterator[Practitioner]:
+    """Practitioners loaded :data:`BATCH_SIZE` at a time: memory stays flat over any number
+    of ids (the session's identity map holds rows only while something refers to them)."""
+    size = BATCH_SIZE
     batch: list[int] = []
     for key in ids:
         batch.append(key)

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from werkzeug.exceptions import NotFound
 
 from referral.db import read_session
-from referral.hsds import openapi, queries
+from referral.hsds import openapi, queries, records
 from referral.hsds.params import ListRequest, parse_list
 from referral.hsds.records import (
     Catalogue,
@@ -284,7 +284,7 @@ def _lines(
     keys: Iterable[K], render: Callable[[Sequence[K]], list[dict[str, Any]]]
 ) -> Iterator[str]:
     it = iter(keys)
-    while batch := list(islice(it, 500)):
+    while batch := list(islice(it, records.BATCH_SIZE)):
         yield "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in render(batch))
 
 
