@@ -63,7 +63,7 @@ def _fuzz(operation, calls: Counter[str], statuses: dict[str, Counter[int]], exa
     @settings(
         max_examples=examples,
         deadline=None,
-        derandomize=True,  # the same requests on every run and on CI
+        derandomize=True,  # Hypothesis seeded from the test, not the clock
         database=None,
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
