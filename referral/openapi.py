@@ -480,7 +480,9 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
                     "summary": "The active directory as Open Referral HSDS 3.0 JSON (open data)",
                     "description": "Organizations, services, locations with coordinates, "
                     "service_at_location and modality taxonomy terms; no contact emails. "
-                    "Readable from any origin.",
+                    "Readable from any origin; streamed as it is written. The same records, "
+                    "paged and searchable, are the HSDS 3.0 API at hsds/ (its own document: "
+                    "hsds/openapi.json).",
                     "responses": _responses(_json("HSDS 3.0 document.", {"type": "object"})),
                 }
             },

@@ -41,6 +41,20 @@ PUBLIC = {
     "referral.api.places",
     "referral.api.openapi",
     "referral.api.unknown",
+    # the HSDS 3.0 API: active listings and taxonomies only (tests/test_hsds.py shows that
+    # pending and suspended listings are not there, even by id)
+    "referral.api.hsds.meta",
+    "referral.api.hsds.openapi",
+    "referral.api.hsds.services",
+    "referral.api.hsds.service",
+    "referral.api.hsds.organizations",
+    "referral.api.hsds.organization",
+    "referral.api.hsds.service_at_locations",
+    "referral.api.hsds.service_at_location",
+    "referral.api.hsds.taxonomies",
+    "referral.api.hsds.taxonomy",
+    "referral.api.hsds.taxonomy_terms",
+    "referral.api.hsds.taxonomy_term",
 }
 #: referral routes, each tried with another practitioner's referral id, anonymously and
 #: without a listing in tests/test_inbox.py

@@ -19,6 +19,7 @@ from referral import openapi
 from referral.db import read_session
 from referral.errors import InvalidInput
 from referral.geo.postcodes import suggest
+from referral.hsds import views as hsds_views
 from referral.listings import public_listing
 from referral.models import (
     Condition,
@@ -59,6 +60,7 @@ def register(bp: Blueprint) -> None:
     for status in (429, *ERROR_PAGES):
         api.register_error_handler(status, error_response)
     api.after_request(cors)
+    api.register_blueprint(hsds_views.blueprint(), url_prefix="/hsds")
     bp.register_blueprint(api, url_prefix="/api")
 
 
