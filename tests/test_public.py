@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 
@@ -61,13 +62,13 @@ def test_unknown_postcode_gets_404_with_message(client, listed):
 def test_bad_radius_gets_400_with_message(client, listed, radius):
     response = client.get(f"{PREFIX}/?postcode=2000&radius_km={radius}")
     assert response.status_code == 400
-    assert "radius_km must be" in response.get_data(as_text=True)
+    assert "Choose a distance between 0.1 and 500 km." in response.get_data(as_text=True)
 
 
 def test_unknown_modality_gets_400(client, listed):
     response = client.get(f"{PREFIX}/?postcode=2000&modality=reiki-crystals")
     assert response.status_code == 400
-    assert "Unknown modality" in response.get_data(as_text=True)
+    assert "a type of practitioner called “reiki-crystals”" in response.get_data(as_text=True)
 
 
 def test_oversized_postcode_gets_400(client):
@@ -182,16 +183,16 @@ def test_several_modalities_stay_ticked_and_in_the_pager(client, varied):
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("condition=broken-heart", "Unknown condition: broken-heart."),
-        ("fund=acme", "Unknown fund: acme."),
-        ("accepting=perhaps", "accepting must be yes or no"),
+        ("condition=broken-heart", "We don't list a condition called “broken-heart”"),
+        ("fund=acme", "We don't list a health fund called “acme”"),
+        ("accepting=perhaps", "Choose yes or no for “accepting new patients”."),
     ],
 )
 def test_bad_filter_gets_400_with_message(client, varied, query, message):
     response = client.get(f"{PREFIX}/?postcode=2000&{query}")
     assert response.status_code == 400
     html = response.get_data(as_text=True)
-    assert message in html
+    assert message in unescape(html)
     assert _names(html) == []
 
 
@@ -240,3 +241,33 @@ def test_listing_with_its_one_off_form_is_never_cached(client, listed):
     assert response.headers["Cache-Control"] == "private, no-store"
     embedded = client.get(f"{PREFIX}/embed/practitioners/{listed['near'].id}")
     assert embedded.headers["Cache-Control"] == "private, no-store"
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "message"),
+    [
+        ("postcode=2000&radius_km=abc", 400, "Choose a distance between 0.1 and 500 km."),
+        ("postcode=2000&page=0", 400, "Choose a results page from 1 to 10000."),
+        ("postcode=2000&per_page=500", 400, "Choose from 1 to 100 results per page."),
+        ("lat=-33.8", 400, "We could not read your location."),
+        ("lat=200&lon=151", 400, "We could not read your location."),
+        ("postcode=2000&country=AUS", 400, "Choose a country by its two-letter code"),
+        ("postcode=2000&modality=reiki", 400, "a type of practitioner called “reiki”"),
+        ("postcode=2000&condition=x", 400, "a condition called “x”"),
+        ("postcode=2000&fund=x", 400, "a health fund called “x”"),
+        ("postcode=2000&telehealth=maybe", 400, "Choose yes or no for “telehealth”."),
+        ("postcode=2000&language=Klingonese", 400, "a language called “Klingonese”"),
+        ("postcode=20%0100", 400, "The postcode or suburb has a character we cannot read"),
+        ("postcode=0000", 404, "could not find the postcode or suburb"),
+    ],
+)
+def test_every_kind_of_bad_search_is_answered_in_words(client, listed, query, status, message):
+    page = client.get(f"{PREFIX}/?{query}")
+    assert page.status_code == status
+    assert message in unescape(page.get_data(as_text=True))
+    api = client.get(f"{PREFIX}/api/v1/practitioners?{query}")
+    assert api.status_code == status
+    error = api.get_json()["error"]
+    assert message in error["message"]  # the same sentence, with a code for programs
+    assert re.fullmatch(r"[a-z_]+", error["code"])
+    assert not re.search(r"[a-z]_[a-z]|\blat\b|\blon\b", error["message"])
