@@ -256,7 +256,7 @@ def test_listing_with_its_one_off_form_is_never_cached(client, listed):
         ("postcode=2000&condition=x", 400, "a condition called “x”"),
         ("postcode=2000&fund=x", 400, "a health fund called “x”"),
         ("postcode=2000&telehealth=maybe", 400, "Choose yes or no for “telehealth”."),
-        ("postcode=2000&language=Klingonese", 400, "a language called “Klingonese”"),
+        ("postcode=2000&language=Notalanguage", 400, "a language called “Notalanguage”"),
         ("postcode=20%0100", 400, "The postcode or suburb has a character we cannot read"),
         ("postcode=0000", 404, "could not find the postcode or suburb"),
     ],
