@@ -204,7 +204,9 @@ def test_form_reflects_the_query_it_answered(client, varied):
     assert re.search(r'value="osteopathy"\s+checked', html)
     assert not re.search(r'name="accepting" value="1"\s+checked', html)
     assert re.search(r'name="home_visits" value="1"\s+checked', html)
-    assert '<details class="referral-filters" open>' in html
+    # folded, so the results come first, and counting what it holds
+    assert '<details class="referral-filter-panel">' in html
+    assert ">Filters (3)</summary>" in html
 
 
 def test_listing_links_carry_the_search_back(client, listed):
