@@ -273,3 +273,198 @@ def test_every_kind_of_bad_search_is_answered_in_words(client, listed, query, st
     assert message in error["message"]  # the same sentence, with a code for programs
     assert re.fullmatch(r"[a-z_]+", error["code"])
     assert not re.search(r"[a-z]_[a-z]|\blat\b|\blon\b", error["message"])
+
+
+@pytest.fixture
+def patients_choice(add_practitioner, session):
+    from sqlalchemy import select
+
+    from referral.models import HealthFund, PractitionerFund
+
+    bupa = session.scalar(select(HealthFund).where(HealthFund.slug == "bupa"))
+    return {
+        "rita": add_practitioner(
+            "Rita Remedial",
+            (-33.8700, 151.2100),
+            conditions=("low-back-pain",),
+            business_name="Harbour Hands",
+            languages=["Greek", "English"],
+            funds=[PractitionerFund(fund=bupa)],
+            telehealth=True,
+        ),
+        "paul": add_practitioner(
+            "Paul Physio",
+            (-33.8800, 151.2000),
+            modalities=("physiotherapy",),
+            conditions=("low-back-pain",),
+            accepting_new_patients=False,
+        ),
+        "olly": add_practitioner(
+            "Olly Osteo",
+            (-33.8900, 151.1900),
+            modalities=("osteopathy",),
+            conditions=("low-back-pain", "sciatica"),
+            home_visits=True,
+        ),
+        "nell": add_practitioner("Nell Neck", (-33.8600, 151.2000), conditions=("neck-pain",)),
+    }
+
+
+def _title(html: str) -> str:
+    return unescape(re.search(r"<title>([^<]*)</title>", html).group(1))
+
+
+def test_condition_alone_finds_every_kind_of_practitioner_who_treats_it(client, patients_choice):
+    html = client.get(f"{PREFIX}/?postcode=2000&condition=low-back-pain").get_data(as_text=True)
+    assert _names(html) == ["Rita Remedial", "Paul Physio", "Olly Osteo"]
+    assert _title(html).startswith("Low back pain near Sydney NSW 2000 · ")
+    # the condition is the question beside the place, not a filter folded away
+    main = html[html.index('class="referral-search__main"') : html.index("</select>")]
+    assert "What's bothering you?" in main and 'value="low-back-pain" selected' in main
+
+
+@pytest.mark.parametrize(
+    ("query", "title"),
+    [
+        ("postcode=2000&modality=physiotherapy", "Physiotherapy near Sydney NSW 2000"),
+        ("postcode=2150&condition=low-back-pain", "Low back pain near Parramatta NSW 2150"),
+        (
+            "postcode=2000&modality=osteopathy&modality=physiotherapy&condition=sciatica",
+            "Osteopathy or physiotherapy for sciatica near Sydney NSW 2000",
+        ),
+        ("postcode=2000", "Practitioners near Sydney NSW 2000"),
+    ],
+)
+def test_page_titles_name_the_search(client, patients_choice, query, title):
+    assert _title(client.get(f"{PREFIX}/?{query}").get_data(as_text=True)).startswith(f"{title} · ")
+
+
+def test_a_bad_search_is_titled_as_an_error(client, patients_choice):
+    assert _title(client.get(f"{PREFIX}/?postcode=2000&radius_km=x").get_data(as_text=True)) == (
+        "Error: " + _title(client.get(f"{PREFIX}/").get_data(as_text=True))
+    )
+
+
+def test_active_filters_are_chips_that_each_remove_themselves(client, patients_choice):
+    url = (
+        f"{PREFIX}/?postcode=2000&condition=low-back-pain&modality=physiotherapy,osteopathy"
+        "&fund=bupa&language=el&accepting=1&radius_km=10&page=2&view=map"
+    )
+    html = client.get(url).get_data(as_text=True)
+    chips = re.findall(
+        r'<a class="referral-chip" href="([^"]+)"><span class="referral-sr-only">Remove filter: '
+        r"</span>([^<]+)<",
+        html,
+    )
+    labels = [label for _, label in chips]
+    assert labels == [
+        "Low back pain",
+        "Within 10 km",
+        "Physiotherapy",
+        "Osteopathy",
+        "Rebates from Bupa",
+        "Speaks Greek",
+        "Accepting new patients",
+    ]
+    assert ">Filters (6)</summary>" in html  # the condition is not folded away
+    hrefs = {label: unescape(href) for href, label in chips}
+    # each link is the same search without that one filter, on its first page, same view
+    assert hrefs["Physiotherapy"] == (
+        f"{PREFIX}/?postcode=2000&condition=low-back-pain&modality=osteopathy&fund=bupa"
+        "&language=el&accepting=1&radius_km=10&view=map"
+    )
+    without_condition = client.get(hrefs["Low back pain"]).get_data(as_text=True)
+    assert "Remove filter: </span>Low back pain" not in without_condition
+    assert ">Filters (6)</summary>" in without_condition
+
+
+def test_no_filters_no_chips(client, patients_choice):
+    html = client.get(f"{PREFIX}/?postcode=2000").get_data(as_text=True)
+    assert "referral-chip" not in html and ">Filters</summary>" in html
+
+
+def test_cards_answer_the_patients_questions(client, patients_choice):
+    html = client.get(f"{PREFIX}/?postcode=2000&condition=low-back-pain").get_data(as_text=True)
+    cards = dict(zip(_names(html), html.split('<li class="referral-card"')[1:], strict=True))
+    rita, paul, olly = cards["Rita Remedial"], cards["Paul Physio"], cards["Olly Osteo"]
+    assert "Harbour Hands" in rita and "Rita Remedial suburb" in rita
+    assert "Accepting new patients" in rita and "Telehealth (video) sessions" in rita
+    assert "Rebates: Bupa" in rita and "Speaks Greek, English" in rita
+    assert "Not taking new patients" in paul and "Accepting new patients" not in paul
+    assert "Home visits" in olly and "Telehealth" not in olly
+
+
+def test_search_view_is_kept_in_the_url_and_the_pager(client, patients_choice):
+    html = client.get(f"{PREFIX}/?postcode=2000&per_page=1&view=map").get_data(as_text=True)
+    assert 'class="referral-results referral-results--map"' in html
+    assert 'data-view="map"' in html
+    next_link = unescape(re.search(r'rel="next" href="([^"]+)"', html).group(1))
+    assert "view=map" in next_link
+    # a made-up view is no view: the page picks its default
+    assert 'data-view=""' in client.get(f"{PREFIX}/?postcode=2000&view=x").get_data(as_text=True)
+
+
+def test_a_listing_not_taking_patients_says_what_happens_instead(client, patients_choice):
+    paul = patients_choice["paul"]
+    html = client.get(
+        f"{PREFIX}/practitioners/{paul.id}?back=postcode%3D2000%26condition%3Dlow-back-pain"
+    ).get_data(as_text=True)
+    assert "Not taking new patients" in html
+    note = html[html.index('id="referral-capacity-note"') : html.index('id="refer"')]
+    assert "is not taking new patients at the moment" in note
+    assert "You can still send a request below" in note
+    link = unescape(re.search(r'href="([^"]+)"', note).group(1))
+    assert link == f"{PREFIX}/?postcode=2000&condition=low-back-pain&accepting=1"
+    rita = client.get(f"{PREFIX}/practitioners/{patients_choice['rita'].id}")
+    assert "referral-capacity-note" not in rita.get_data(as_text=True)
+
+
+def test_a_listing_without_a_search_offers_one_near_it(client, patients_choice, session):
+    paul = patients_choice["paul"]
+    paul.locations[0].postcode = "2010"
+    session.commit()
+    html = client.get(f"{PREFIX}/practitioners/{paul.id}").get_data(as_text=True)
+    note = html[html.index('id="referral-capacity-note"') : html.index('id="refer"')]
+    link = unescape(re.search(r'href="([^"]+)"', note).group(1))
+    assert link == f"{PREFIX}/?postcode=2010&modality=physiotherapy&accepting=1"
+
+
+def test_listing_shows_the_hours_entered_in_words(client, patients_choice, session):
+    rita = patients_choice["rita"]
+    rita.locations[0].opening_hours = {
+        day: [["09:00", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri")
+    } | {"sat": [["08:30", "12:00"], ["13:00", "15:30"]]}
+    session.commit()
+    html = client.get(f"{PREFIX}/practitioners/{rita.id}").get_data(as_text=True)
+    hours = re.findall(r"<dt>([^<]+)</dt><dd>([^<]+)</dd>", html)
+    assert hours == [
+        ("Monday to Friday", "9 am to 5 pm"),
+        ("Saturday", "8:30 am to noon, 1 pm to 3:30 pm"),
+        ("Sunday", "Closed"),
+    ]
+    assert "Opening hours" in html
+
+
+@pytest.mark.parametrize(
+    ("hours", "lines"),
+    [
+        (None, []),
+        ({}, []),
+        (
+            {"mon": [["00:00", "24:00"]], "tue": [["00:00", "24:00"]]},
+            [("Monday and Tuesday", "midnight to midnight"), ("Wednesday to Sunday", "Closed")],
+        ),
+        (
+            {"wed": [["12:15", "13:00"]]},
+            [
+                ("Monday and Tuesday", "Closed"),
+                ("Wednesday", "12:15 pm to 1 pm"),
+                ("Thursday to Sunday", "Closed"),
+            ],
+        ),
+    ],
+)
+def test_opening_hours_read_aloud(app, hours, lines):
+    from referral.views.public import opening_hours
+
+    assert opening_hours(hours) == lines
