@@ -39,9 +39,6 @@
     status.hidden = view !== "map";
     if (view === "map") loadLeaflet(draw);
   }
-  toggle.hidden = false;
-  apply();
-  if (!chosen && wide.addEventListener) wide.addEventListener("change", apply);
 
   // Draw once both the script and its stylesheet have loaded: Leaflet finds its marker
   // images through a rule of leaflet.css, and guesses a wrong path when the sheet is late.
@@ -162,4 +159,8 @@
       })
       .catch(function () { box.setAttribute("data-complete", "1"); });
   }
+
+  toggle.hidden = false;
+  apply();
+  if (!chosen && wide.addEventListener) wide.addEventListener("change", apply);
 })();
