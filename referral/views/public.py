@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -91,38 +92,24 @@ def accepting_search(practitioner: Practitioner) -> str:
     return url_for("referral.index") + "?" + urlencode([*pairs, ("accepting", "1")])
 
 
-def _args(query: str) -> Any:
-    from urllib.parse import parse_qsl
-
-    from werkzeug.datastructures import MultiDict
-
-    return MultiDict(parse_qsl(query))
-
-
 def opening_hours(hours: Mapping[str, list[list[str]]] | None) -> list[tuple[str, str]]:
     """A location's stored hours as a patient reads them, days with the same hours together:
     ``[("Monday to Friday", "9 am to 5 pm"), ("Saturday", "9 am to 12:30 pm"), ("Sunday",
     "Closed")]``. No hours stated gives ``[]`` (the page then says nothing about them)."""
     if not hours:
         return []
-    lines: list[tuple[str, str]] = []
-    first = last = None
-    text = ""
-    for day in DAYS:
-        intervals = hours.get(day) or ()
-        today = ", ".join(f"{_clock(a)} to {_clock(b)}" for a, b in intervals) or "Closed"
-        if first is not None and today == text:
-            last = day
-            continue
-        if first is not None:
-            lines.append((_days(first, last), text))
-        first, last, text = day, day, today
-    lines.append((_days(first, last), text))
+    each_day = [
+        (day, ", ".join(f"{_clock(a)} to {_clock(b)}" for a, b in hours.get(day) or ()))
+        for day in DAYS
+    ]
+    lines = []
+    for text, group in groupby(each_day, key=lambda pair: pair[1]):
+        days = [day for day, _ in group]
+        lines.append((_days(days[0], days[-1]), text or "Closed"))
     return lines
 
 
-def _days(first: str | None, last: str | None) -> str:
-    assert first is not None and last is not None
+def _days(first: str, last: str) -> str:
     if first == last:
         return DAY_NAMES[first]
     joiner = " and " if DAYS.index(last) - DAYS.index(first) == 1 else " to "
