@@ -468,3 +468,9 @@ def test_opening_hours_read_aloud(app, hours, lines):
     from referral.views.public import opening_hours
 
     assert opening_hours(hours) == lines
+
+
+def test_a_distance_that_is_not_a_number_makes_no_chip(client, patients_choice):
+    response = client.get(f"{PREFIX}/?postcode=2000&radius_km=far")
+    assert response.status_code == 400
+    assert "Within far" not in response.get_data(as_text=True)

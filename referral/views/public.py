@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
@@ -154,7 +155,7 @@ def index() -> tuple[str, int] | str:
         return render_template("referral/search.html", **context), exc.status
     context["query"] = query
     context["search_title"] = search_title(query, names)
-    context["map_data"] = _map_data(request.args)
+    context["map_data"] = _map_data()
     if query.point.alternatives:
         # "Newtown" is in three states: ask, most likely first, before searching any
         places = [query.point.label] + [a.label for a in query.point.alternatives]
@@ -210,7 +211,7 @@ def active_filters(
         if name == "condition" and value in names["condition"]:
             chip(name, value, names["condition"][value])
     for name, value in pairs:
-        if name == "radius_km":
+        if name == "radius_km" and _is_number(value):
             chip(name, value, f"Within {value.strip()} km")
     for name, value in pairs:
         if name == "modality" and value in names["modality"]:
@@ -228,6 +229,13 @@ def active_filters(
         if name in FLAG_WORDS and value.strip().lower() in YES:
             chip(name, value, FLAG_WORDS[name])
     return chips
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def search_title(query: SearchQuery, names: Mapping[str, Mapping[str, str]]) -> str:
@@ -251,12 +259,13 @@ def _joined(words: Sequence[str]) -> str:
     return f"{words[0]}{', ' + rest if rest else ''} or {last}"
 
 
-def _map_data(args: Any) -> dict[str, Any]:
+def _map_data() -> dict[str, Any]:
     """What map.js needs to put every result of the search on the map, not just the page's:
     the API search with the same filters (paged at the largest page size, up to the counted
     total, ``REFERRAL_MAX_TOTAL``), and how to link a marker to its listing."""
     config = current_app.config
-    kept = [(k, v) for k, v in _pairs(args) if k not in ("page", "per_page", "view")]
+    searched = MultiDict(parse_qsl(search_back(request.query_string)))
+    kept = [(k, v) for k, v in _pairs(searched) if k not in ("page", "per_page", "view")]
     listing = url_for(
         "referral.practitioner", practitioner_id=MAX_ID, back=current_search() or None
     )
