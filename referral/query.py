@@ -40,6 +40,35 @@ SEARCH_PARAMS = (
 )
 BACK_MAX_LENGTH = 1000
 
+#: what each parameter is called in a message a visitor reads (never the parameter's name)
+FIELD_WORDS = {
+    "postcode": "postcode or suburb",
+    "country": "country",
+    "lat": "location",
+    "lon": "location",
+    "radius_km": "distance",
+    "modality": "type of practitioner",
+    "condition": "condition",
+    "fund": "health fund",
+    "accepting": "“accepting new patients”",
+    "home_visits": "“visits me at home”",
+    "telehealth": "“telehealth”",
+    "language": "language",
+    "page": "page",
+    "per_page": "number of results per page",
+    "q": "suburb or postcode",
+    "limit": "number of suggestions",
+}
+#: what a visitor is asked for when a number is out of range; ``{low}``/``{high}`` filled in
+RANGE_WORDS = {
+    "radius_km": "Choose a distance between {low} and {high} km.",
+    "lat": "We could not read your location. Please try again, or type your postcode or suburb.",
+    "lon": "We could not read your location. Please try again, or type your postcode or suburb.",
+    "page": "Choose a results page from {low} to {high}.",
+    "per_page": "Choose from {low} to {high} results per page.",
+    "limit": "Ask for from {low} to {high} suggestions.",
+}
+
 
 @dataclass(frozen=True)
 class SearchQuery:
@@ -59,10 +88,14 @@ def _number(args: Mapping[str, str], name: str, low: float, high: float) -> floa
     try:
         value = float(raw)
     except ValueError:
-        raise InvalidInput(f"invalid_{name}", f"{name} must be a number.") from None
+        value = math.nan
     if not math.isfinite(value) or not low <= value <= high:
-        raise InvalidInput(f"invalid_{name}", f"{name} must be between {low:g} and {high:g}.")
+        raise InvalidInput(f"invalid_{name}", _out_of_range(name, low, high))
     return value
+
+
+def _out_of_range(name: str, low: float, high: float) -> str:
+    return RANGE_WORDS[name].format(low=f"{low:g}", high=f"{high:g}")
 
 
 def _integer(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -71,9 +104,7 @@ def _integer(args: Mapping[str, str], name: str, default: int, low: int, high: i
         return default
     # ASCII digits only: str.isdigit() accepts "²", and int() refuses 5,000 digits
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not low <= int(raw) <= high:
-        raise InvalidInput(
-            f"invalid_{name}", f"{name} must be a whole number from {low} to {high}."
-        )
+        raise InvalidInput(f"invalid_{name}", _out_of_range(name, low, high))
     return int(raw)
 
 
@@ -99,7 +130,7 @@ def parse_search(
     if lat is not None and lon is not None:
         point = Point(lat, lon, "your location", "coordinates")
     elif lat is not None or lon is not None:
-        raise InvalidInput("invalid_coordinates", "Give both lat and lon.")
+        raise InvalidInput("invalid_coordinates", RANGE_WORDS["lat"])
     elif postcode:
         if len(postcode) > MAX_QUERY_LENGTH:
             raise InvalidInput("invalid_postcode", "That postcode or suburb is too long.")
@@ -149,7 +180,9 @@ def run_search(session: Session, query: SearchQuery, config: Mapping[str, Any]) 
 def parse_country(args: Mapping[str, Any], config: Mapping[str, Any]) -> str:
     country = (args.get("country") or config["REFERRAL_DEFAULT_COUNTRY"]).strip().upper()
     if len(country) != 2 or not (country.isascii() and country.isalpha()):
-        raise InvalidInput("invalid_country", "country must be a two-letter code such as AU.")
+        raise InvalidInput(
+            "invalid_country", "Choose a country by its two-letter code, such as AU."
+        )
     return country
 
 
@@ -158,7 +191,7 @@ def parse_places(args: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[st
     _refuse_control_characters(args)
     q = (args.get("q") or "").strip()
     if not q or len(q) > MAX_QUERY_LENGTH:
-        raise InvalidInput("invalid_q", "q must be the start of a suburb or postcode.")
+        raise InvalidInput("invalid_q", "Type the start of a suburb or postcode.")
     most = int(config["REFERRAL_AUTOCOMPLETE_LIMIT"])
     return q, parse_country(args, config), _integer(args, "limit", most, 1, most)
 
@@ -168,8 +201,11 @@ def _refuse_control_characters(args: Mapping[str, Any]) -> None:
     for name in list(args.keys()):
         for value in _getlist(args, name):
             if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+                field = FIELD_WORDS.get(name, "search")
                 raise InvalidInput(
-                    "invalid_characters", f"{name[:40]} contains control characters."
+                    "invalid_characters",
+                    f"The {field} has a character we cannot read (such as a line break):"
+                    " please type it again.",
                 )
 
 
@@ -186,7 +222,11 @@ def parse_filters(session: Session, args: Mapping[str, Any]) -> Filters:
         known = modality_ids(session, modalities)
         unknown = [s for s in modalities if s not in known]
         if unknown:
-            raise InvalidInput("unknown_modality", f"Unknown modality: {unknown[0][:60]}.")
+            raise InvalidInput(
+                "unknown_modality",
+                f"We don't list a type of practitioner called “{unknown[0][:60]}”:"
+                " please choose one from the list.",
+            )
     condition = _slug(session, args, "condition", Condition)
     fund = _slug(session, args, "fund", HealthFund)
     language = (args.get("language") or "").strip()
@@ -196,8 +236,8 @@ def parse_filters(session: Session, args: Mapping[str, Any]) -> Filters:
     if language and code is None:
         raise InvalidInput(
             "unknown_language",
-            f"We don't know a language called {language[:40]!r}: try its English name,"
-            " such as Greek or Cantonese.",
+            f"We don't know a language called “{language[:40]}”: try its English"
+            " name, such as Greek or Cantonese.",
         )
     return Filters(
         modalities=modalities,
@@ -215,7 +255,11 @@ def _slug(session: Session, args: Mapping[str, Any], name: str, model: Any) -> s
     if not slug:
         return None
     if session.scalar(select(model.id).where(model.slug == slug)) is None:
-        raise InvalidInput(f"unknown_{name}", f"Unknown {name}: {slug[:60]}.")
+        raise InvalidInput(
+            f"unknown_{name}",
+            f"We don't list a {FIELD_WORDS[name]} called “{slug[:60]}”:"
+            " please choose one from the list.",
+        )
     return slug
 
 
@@ -225,7 +269,7 @@ def _flag(args: Mapping[str, Any], name: str) -> bool:
         return True
     if raw in NO:
         return False
-    raise InvalidInput(f"invalid_{name}", f"{name} must be yes or no (1 or 0).")
+    raise InvalidInput(f"invalid_{name}", f"Choose yes or no for {FIELD_WORDS[name]}.")
 
 
 def _getlist(args: Mapping[str, Any], name: str) -> list[str]:

@@ -24,7 +24,7 @@ def listed(add_practitioner):
 def test_cards_carry_their_coordinates_for_the_map(client, listed):
     html = client.get(f"{PREFIX}/?postcode=2000").get_data(as_text=True)
     cards = re.findall(
-        r'<li class="referral-card" data-lat="([-\d.]+)" data-lon="([-\d.]+)">\s*'
+        r'<li class="referral-card" data-id="\d+" data-lat="([-\d.]+)" data-lon="([-\d.]+)">\s*'
         r'<h3 class="referral-card__name"><a [^>]*>([^<]+)<',
         html,
     )
@@ -37,6 +37,22 @@ def test_cards_carry_their_coordinates_for_the_map(client, listed):
     assert "OpenStreetMap</a> contributors" in html_lib.unescape(box)
     assert f'data-leaflet-js="{PREFIX}/static/vendor/leaflet/leaflet.js"' in box
     assert "map.js" in html
+
+
+def test_the_map_is_told_how_to_fetch_every_result(client, listed):
+    html = client.get(f"{PREFIX}/?postcode=2000&modality=remedial-massage&per_page=1&page=2")
+    box = html_lib.unescape(
+        re.search(r'<div class="referral-map"[^>]*>', html.get_data(as_text=True)).group(0)
+    )
+    # the same search on the API, every page of it: no page, page size or view of this one
+    api = re.search(r'data-api="([^"]+)"', box).group(1)
+    assert api == f"{PREFIX}/api/v1/practitioners?postcode=2000&modality=remedial-massage"
+    assert 'data-total="2"' in box and 'data-per-page="100"' in box and 'data-most="500"' in box
+    listing = re.search(r'data-listing="([^"]+)"', box).group(1)
+    marker = re.search(r'data-marker="(\d+)"', box).group(1)
+    assert listing.startswith(f"{PREFIX}/practitioners/{marker}?back=postcode%3D2000")
+    body = client.get(api + "&per_page=100").get_json()
+    assert [r["name"] for r in body["results"]] == ["Nina Near", "Milo Mid"]
 
 
 def test_tile_url_and_attribution_come_from_config(make_app, listed):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 
@@ -61,13 +62,13 @@ def test_unknown_postcode_gets_404_with_message(client, listed):
 def test_bad_radius_gets_400_with_message(client, listed, radius):
     response = client.get(f"{PREFIX}/?postcode=2000&radius_km={radius}")
     assert response.status_code == 400
-    assert "radius_km must be" in response.get_data(as_text=True)
+    assert "Choose a distance between 0.1 and 500 km." in response.get_data(as_text=True)
 
 
 def test_unknown_modality_gets_400(client, listed):
     response = client.get(f"{PREFIX}/?postcode=2000&modality=reiki-crystals")
     assert response.status_code == 400
-    assert "Unknown modality" in response.get_data(as_text=True)
+    assert "a type of practitioner called “reiki-crystals”" in response.get_data(as_text=True)
 
 
 def test_oversized_postcode_gets_400(client):
@@ -182,16 +183,16 @@ def test_several_modalities_stay_ticked_and_in_the_pager(client, varied):
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("condition=broken-heart", "Unknown condition: broken-heart."),
-        ("fund=acme", "Unknown fund: acme."),
-        ("accepting=perhaps", "accepting must be yes or no"),
+        ("condition=broken-heart", "We don't list a condition called “broken-heart”"),
+        ("fund=acme", "We don't list a health fund called “acme”"),
+        ("accepting=perhaps", "Choose yes or no for “accepting new patients”."),
     ],
 )
 def test_bad_filter_gets_400_with_message(client, varied, query, message):
     response = client.get(f"{PREFIX}/?postcode=2000&{query}")
     assert response.status_code == 400
     html = response.get_data(as_text=True)
-    assert message in html
+    assert message in unescape(html)
     assert _names(html) == []
 
 
@@ -203,7 +204,9 @@ def test_form_reflects_the_query_it_answered(client, varied):
     assert re.search(r'value="osteopathy"\s+checked', html)
     assert not re.search(r'name="accepting" value="1"\s+checked', html)
     assert re.search(r'name="home_visits" value="1"\s+checked', html)
-    assert '<details class="referral-filters" open>' in html
+    # folded, so the results come first, and counting what it holds
+    assert '<details class="referral-filter-panel">' in html
+    assert ">Filters (3)</summary>" in html
 
 
 def test_listing_links_carry_the_search_back(client, listed):
@@ -240,3 +243,234 @@ def test_listing_with_its_one_off_form_is_never_cached(client, listed):
     assert response.headers["Cache-Control"] == "private, no-store"
     embedded = client.get(f"{PREFIX}/embed/practitioners/{listed['near'].id}")
     assert embedded.headers["Cache-Control"] == "private, no-store"
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "message"),
+    [
+        ("postcode=2000&radius_km=abc", 400, "Choose a distance between 0.1 and 500 km."),
+        ("postcode=2000&page=0", 400, "Choose a results page from 1 to 10000."),
+        ("postcode=2000&per_page=500", 400, "Choose from 1 to 100 results per page."),
+        ("lat=-33.8", 400, "We could not read your location."),
+        ("lat=200&lon=151", 400, "We could not read your location."),
+        ("postcode=2000&country=AUS", 400, "Choose a country by its two-letter code"),
+        ("postcode=2000&modality=reiki", 400, "a type of practitioner called “reiki”"),
+        ("postcode=2000&condition=x", 400, "a condition called “x”"),
+        ("postcode=2000&fund=x", 400, "a health fund called “x”"),
+        ("postcode=2000&telehealth=maybe", 400, "Choose yes or no for “telehealth”."),
+        ("postcode=2000&language=Notalanguage", 400, "a language called “Notalanguage”"),
+        ("postcode=20%0100", 400, "The postcode or suburb has a character we cannot read"),
+        ("postcode=0000", 404, "could not find the postcode or suburb"),
+    ],
+)
+def test_every_kind_of_bad_search_is_answered_in_words(client, listed, query, status, message):
+    page = client.get(f"{PREFIX}/?{query}")
+    assert page.status_code == status
+    assert message in unescape(page.get_data(as_text=True))
+    api = client.get(f"{PREFIX}/api/v1/practitioners?{query}")
+    assert api.status_code == status
+    error = api.get_json()["error"]
+    assert message in error["message"]  # the same sentence, with a code for programs
+    assert re.fullmatch(r"[a-z_]+", error["code"])
+    assert not re.search(r"[a-z]_[a-z]|\blat\b|\blon\b", error["message"])
+
+
+@pytest.fixture
+def patients_choice(add_practitioner, session):
+    from sqlalchemy import select
+
+    from referral.models import HealthFund, PractitionerFund
+
+    bupa = session.scalar(select(HealthFund).where(HealthFund.slug == "bupa"))
+    return {
+        "rita": add_practitioner(
+            "Rita Remedial",
+            (-33.8700, 151.2100),
+            conditions=("low-back-pain",),
+            business_name="Harbour Hands",
+            languages=["Greek", "English"],
+            funds=[PractitionerFund(fund=bupa)],
+            telehealth=True,
+        ),
+        "paul": add_practitioner(
+            "Paul Physio",
+            (-33.8800, 151.2000),
+            modalities=("physiotherapy",),
+            conditions=("low-back-pain",),
+            accepting_new_patients=False,
+        ),
+        "olly": add_practitioner(
+            "Olly Osteo",
+            (-33.8900, 151.1900),
+            modalities=("osteopathy",),
+            conditions=("low-back-pain", "sciatica"),
+            home_visits=True,
+        ),
+        "nell": add_practitioner("Nell Neck", (-33.8600, 151.2000), conditions=("neck-pain",)),
+    }
+
+
+def _title(html: str) -> str:
+    return unescape(re.search(r"<title>([^<]*)</title>", html).group(1))
+
+
+def test_condition_alone_finds_every_kind_of_practitioner_who_treats_it(client, patients_choice):
+    html = client.get(f"{PREFIX}/?postcode=2000&condition=low-back-pain").get_data(as_text=True)
+    assert _names(html) == ["Rita Remedial", "Paul Physio", "Olly Osteo"]
+    assert _title(html).startswith("Low back pain near Sydney NSW 2000 · ")
+    # the condition is the question beside the place, not a filter folded away
+    main = html[html.index('class="referral-search__main"') : html.index("</select>")]
+    assert "What's bothering you?" in main and 'value="low-back-pain" selected' in main
+
+
+@pytest.mark.parametrize(
+    ("query", "title"),
+    [
+        ("postcode=2000&modality=physiotherapy", "Physiotherapy near Sydney NSW 2000"),
+        ("postcode=2150&condition=low-back-pain", "Low back pain near Parramatta NSW 2150"),
+        (
+            "postcode=2000&modality=osteopathy&modality=physiotherapy&condition=sciatica",
+            "Osteopathy or physiotherapy for sciatica near Sydney NSW 2000",
+        ),
+        ("postcode=2000", "Practitioners near Sydney NSW 2000"),
+    ],
+)
+def test_page_titles_name_the_search(client, patients_choice, query, title):
+    assert _title(client.get(f"{PREFIX}/?{query}").get_data(as_text=True)).startswith(f"{title} · ")
+
+
+def test_a_bad_search_is_titled_as_an_error(client, patients_choice):
+    assert _title(client.get(f"{PREFIX}/?postcode=2000&radius_km=x").get_data(as_text=True)) == (
+        "Error: " + _title(client.get(f"{PREFIX}/").get_data(as_text=True))
+    )
+
+
+def test_active_filters_are_chips_that_each_remove_themselves(client, patients_choice):
+    url = (
+        f"{PREFIX}/?postcode=2000&condition=low-back-pain&modality=physiotherapy,osteopathy"
+        "&fund=bupa&language=el&accepting=1&radius_km=10&page=2&view=map"
+    )
+    html = client.get(url).get_data(as_text=True)
+    chips = re.findall(
+        r'<a class="referral-chip" href="([^"]+)"><span class="referral-sr-only">Remove filter: '
+        r"</span>([^<]+)<",
+        html,
+    )
+    labels = [label for _, label in chips]
+    assert labels == [
+        "Low back pain",
+        "Within 10 km",
+        "Physiotherapy",
+        "Osteopathy",
+        "Rebates from Bupa",
+        "Speaks Greek",
+        "Accepting new patients",
+    ]
+    assert ">Filters (6)</summary>" in html  # the condition is not folded away
+    hrefs = {label: unescape(href) for href, label in chips}
+    # each link is the same search without that one filter, on its first page, same view
+    assert hrefs["Physiotherapy"] == (
+        f"{PREFIX}/?postcode=2000&condition=low-back-pain&modality=osteopathy&fund=bupa"
+        "&language=el&accepting=1&radius_km=10&view=map"
+    )
+    without_condition = client.get(hrefs["Low back pain"]).get_data(as_text=True)
+    assert "Remove filter: </span>Low back pain" not in without_condition
+    assert ">Filters (6)</summary>" in without_condition
+
+
+def test_no_filters_no_chips(client, patients_choice):
+    html = client.get(f"{PREFIX}/?postcode=2000").get_data(as_text=True)
+    assert "referral-chip" not in html and ">Filters</summary>" in html
+
+
+def test_cards_answer_the_patients_questions(client, patients_choice):
+    html = client.get(f"{PREFIX}/?postcode=2000&condition=low-back-pain").get_data(as_text=True)
+    cards = dict(zip(_names(html), html.split('<li class="referral-card"')[1:], strict=True))
+    rita, paul, olly = cards["Rita Remedial"], cards["Paul Physio"], cards["Olly Osteo"]
+    assert "Harbour Hands" in rita and "Rita Remedial suburb" in rita
+    assert "Accepting new patients" in rita and "Telehealth (video) sessions" in rita
+    assert "Rebates: Bupa" in rita and "Speaks Greek, English" in rita
+    assert "Not taking new patients" in paul and "Accepting new patients" not in paul
+    assert "Home visits" in olly and "Telehealth" not in olly
+
+
+def test_search_view_is_kept_in_the_url_and_the_pager(client, patients_choice):
+    html = client.get(f"{PREFIX}/?postcode=2000&per_page=1&view=map").get_data(as_text=True)
+    assert 'class="referral-results referral-results--map"' in html
+    assert 'data-view="map"' in html
+    next_link = unescape(re.search(r'rel="next" href="([^"]+)"', html).group(1))
+    assert "view=map" in next_link
+    # a made-up view is no view: the page picks its default
+    assert 'data-view=""' in client.get(f"{PREFIX}/?postcode=2000&view=x").get_data(as_text=True)
+
+
+def test_a_listing_not_taking_patients_says_what_happens_instead(client, patients_choice):
+    paul = patients_choice["paul"]
+    html = client.get(
+        f"{PREFIX}/practitioners/{paul.id}?back=postcode%3D2000%26condition%3Dlow-back-pain"
+    ).get_data(as_text=True)
+    assert "Not taking new patients" in html
+    note = html[html.index('id="referral-capacity-note"') : html.index('id="refer"')]
+    assert "is not taking new patients at the moment" in note
+    assert "You can still send a request below" in note
+    link = unescape(re.search(r'href="([^"]+)"', note).group(1))
+    assert link == f"{PREFIX}/?postcode=2000&condition=low-back-pain&accepting=1"
+    rita = client.get(f"{PREFIX}/practitioners/{patients_choice['rita'].id}")
+    assert "referral-capacity-note" not in rita.get_data(as_text=True)
+
+
+def test_a_listing_without_a_search_offers_one_near_it(client, patients_choice, session):
+    paul = patients_choice["paul"]
+    paul.locations[0].postcode = "2010"
+    session.commit()
+    html = client.get(f"{PREFIX}/practitioners/{paul.id}").get_data(as_text=True)
+    note = html[html.index('id="referral-capacity-note"') : html.index('id="refer"')]
+    link = unescape(re.search(r'href="([^"]+)"', note).group(1))
+    assert link == f"{PREFIX}/?postcode=2010&modality=physiotherapy&accepting=1"
+
+
+def test_listing_shows_the_hours_entered_in_words(client, patients_choice, session):
+    rita = patients_choice["rita"]
+    rita.locations[0].opening_hours = {
+        day: [["09:00", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri")
+    } | {"sat": [["08:30", "12:00"], ["13:00", "15:30"]]}
+    session.commit()
+    html = client.get(f"{PREFIX}/practitioners/{rita.id}").get_data(as_text=True)
+    hours = re.findall(r"<dt>([^<]+)</dt><dd>([^<]+)</dd>", html)
+    assert hours == [
+        ("Monday to Friday", "9 am to 5 pm"),
+        ("Saturday", "8:30 am to noon, 1 pm to 3:30 pm"),
+        ("Sunday", "Closed"),
+    ]
+    assert "Opening hours" in html
+
+
+@pytest.mark.parametrize(
+    ("hours", "lines"),
+    [
+        (None, []),
+        ({}, []),
+        (
+            {"mon": [["00:00", "24:00"]], "tue": [["00:00", "24:00"]]},
+            [("Monday and Tuesday", "midnight to midnight"), ("Wednesday to Sunday", "Closed")],
+        ),
+        (
+            {"wed": [["12:15", "13:00"]]},
+            [
+                ("Monday and Tuesday", "Closed"),
+                ("Wednesday", "12:15 pm to 1 pm"),
+                ("Thursday to Sunday", "Closed"),
+            ],
+        ),
+    ],
+)
+def test_opening_hours_read_aloud(app, hours, lines):
+    from referral.views.public import opening_hours
+
+    assert opening_hours(hours) == lines
+
+
+def test_a_distance_that_is_not_a_number_makes_no_chip(client, patients_choice):
+    response = client.get(f"{PREFIX}/?postcode=2000&radius_km=far")
+    assert response.status_code == 400
+    assert "Within far" not in response.get_data(as_text=True)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from werkzeug.datastructures import MultiDict
 
 from referral.errors import InvalidInput
-from referral.query import BACK_MAX_LENGTH, parse_filters, parse_search, search_back
+from referral.query import (
+    BACK_MAX_LENGTH,
+    parse_filters,
+    parse_places,
+    parse_search,
+    search_back,
+)
 from referral.search import Filters
 
 
@@ -42,12 +50,21 @@ def test_no_filters_means_everyone(session):
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        ({"condition": "broken-heart"}, "unknown_condition", "Unknown condition: broken-heart."),
-        ({"fund": "acme-health"}, "unknown_fund", "Unknown fund: acme-health."),
-        ({"fund": "x' OR 1=1 --"}, "unknown_fund", "Unknown fund: x' OR 1=1 --."),
-        ({"modality": "reiki"}, "unknown_modality", "Unknown modality: reiki."),
-        ({"accepting": "maybe"}, "invalid_accepting", "accepting must be yes or no"),
-        ({"home_visits": "2"}, "invalid_home_visits", "home_visits must be yes or no"),
+        (
+            {"condition": "broken-heart"},
+            "unknown_condition",
+            "We don't list a condition called “broken-heart”: please choose one from the list.",
+        ),
+        ({"fund": "acme-health"}, "unknown_fund", "a health fund called “acme-health”"),
+        ({"fund": "x' OR 1=1 --"}, "unknown_fund", "a health fund called “x' OR 1=1 --”"),
+        ({"modality": "reiki"}, "unknown_modality", "a type of practitioner called “reiki”"),
+        (
+            {"accepting": "maybe"},
+            "invalid_accepting",
+            "Choose yes or no for “accepting new patients”.",
+        ),
+        ({"home_visits": "2"}, "invalid_home_visits", "yes or no for “visits me at home”"),
+        ({"telehealth": "video"}, "invalid_telehealth", "yes or no for “telehealth”"),
         ({"language": "x" * 41}, "invalid_language", "too long"),
     ],
 )
@@ -62,7 +79,7 @@ def test_bad_filters_are_refused_with_a_code_and_message(session, args, code, me
 def test_a_very_long_unknown_slug_is_cut_in_the_message(session):
     with pytest.raises(InvalidInput) as caught:
         parse_filters(session, {"condition": "c" * 5000})
-    assert len(caught.value.message) < 100
+    assert len(caught.value.message) < 140 and "c" * 61 not in caught.value.message
 
 
 def test_parse_search_carries_filters_and_paging(app, session):
@@ -80,7 +97,38 @@ def test_per_page_is_capped_at_the_configured_maximum(app, session, per_page):
     with pytest.raises(InvalidInput) as caught:
         parse_search(session, {"lat": "0", "lon": "0", "per_page": per_page}, app.config)
     assert caught.value.code == "invalid_per_page"
-    assert "1 to 100" in caught.value.message
+    assert caught.value.message == "Choose from 1 to 100 results per page."
+
+
+#: bad input of every kind parse_search refuses: (args, code, status, the message)
+BAD_SEARCHES = [
+    ({"radius_km": "abc"}, "invalid_radius_km", "Choose a distance between 0.1 and 500 km."),
+    ({"radius_km": "0"}, "invalid_radius_km", "Choose a distance between 0.1 and 500 km."),
+    ({"radius_km": "inf"}, "invalid_radius_km", "Choose a distance between 0.1 and 500 km."),
+    ({"page": "0"}, "invalid_page", "Choose a results page from 1 to 10000."),
+    ({"page": "²"}, "invalid_page", "Choose a results page from 1 to 10000."),
+    (
+        {"lat": "91", "lon": "151"},
+        "invalid_lat",
+        "We could not read your location. Please try again, or type your postcode or suburb.",
+    ),
+    ({"lat": "-33.8", "postcode": ""}, "invalid_coordinates", "We could not read your location."),
+    ({"country": "Australia"}, "invalid_country", "Choose a country by its two-letter code"),
+    ({"postcode": "20\n00"}, "invalid_characters", "The postcode or suburb has a character"),
+    ({"x_y": "\x00"}, "invalid_characters", "The search has a character we cannot read"),
+    ({"postcode": ""}, "missing_location", "Enter a postcode or suburb, or share your location."),
+]
+
+
+@pytest.mark.parametrize(("args", "code", "message"), BAD_SEARCHES)
+def test_bad_searches_are_refused_in_a_patients_words(app, session, args, code, message):
+    with pytest.raises(InvalidInput) as caught:
+        parse_search(session, {"postcode": "2000", **args}, app.config)
+    assert caught.value.code == code
+    assert message in caught.value.message
+    assert 400 <= caught.value.status < 500
+    # no parameter name, no programmer's notation
+    assert not re.search(r"[a-z]_[a-z]|\blat\b|\blon\b|\bq\b", caught.value.message)
 
 
 def test_search_back_keeps_the_search_parameters_in_order():
@@ -122,3 +170,18 @@ def test_unknown_language_is_refused_in_words(session, given):
         parse_filters(session, MultiDict([("language", given)]))
     assert caught.value.code == "unknown_language" and caught.value.status == 400
     assert "language called" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        ({"q": ""}, "invalid_q", "Type the start of a suburb or postcode."),
+        ({"q": "Syd", "limit": "0"}, "invalid_limit", "Ask for from 1 to"),
+        ({"q": "Syd", "country": "1"}, "invalid_country", "two-letter code, such as AU"),
+    ],
+)
+def test_bad_place_look_ups_are_refused_in_words(app, args, code, message):
+    with pytest.raises(InvalidInput) as caught:
+        parse_places(args, app.config)
+    assert (caught.value.code, caught.value.status) == (code, 400)
+    assert message in caught.value.message

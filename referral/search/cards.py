@@ -40,7 +40,7 @@ def _load(session: Session, ranked: Ranked) -> list[Hit]:
 @cache  # the same few strings every search
 def _card_columns(dialect: str, location: str) -> str:
     """What a hit shows: the location (alias ``location``), its practitioner (``p``), and
-    the practitioner's modalities and conditions as ``[slug, name]`` pairs: a 2-D text
+    the practitioner's modalities, conditions and funds as ``[slug, name]`` pairs: a 2-D text
     array on PostgreSQL (psycopg reads it in C; JSON took a tenth of a search's Python),
     a JSON array on SQLite."""
     if dialect == "postgresql":
@@ -57,7 +57,11 @@ def _card_columns(dialect: str, location: str) -> str:
         "  WHERE pm.practitioner_id = p.id),"
         f" (SELECT {terms} FROM referral_practitioner_condition AS pc"
         "  JOIN referral_condition AS t ON t.id = pc.condition_id"
-        "  WHERE pc.practitioner_id = p.id)"
+        "  WHERE pc.practitioner_id = p.id),"
+        " p.business_name, p.languages,"
+        f" (SELECT {terms} FROM referral_practitioner_fund AS pf"
+        "  JOIN referral_health_fund AS t ON t.id = pf.fund_id"
+        "  WHERE pf.practitioner_id = p.id)"
     )
 
 
@@ -77,9 +81,19 @@ def _hits(ranked: Ranked, cards: Cards) -> list[Hit]:
             _terms(row[14]),
             _terms(row[15]),
             bool(row[13]),
+            row[16],
+            _names(row[17]),
+            _terms(row[18]),
         )
         hits.append(Hit(practitioner, location, distance))
     return hits
+
+
+def _names(stored: str | list[str] | None) -> tuple[str, ...]:
+    """A JSON list of names (text from SQLite, a list from psycopg's ``json``)."""
+    if isinstance(stored, str):
+        stored = json.loads(stored)
+    return tuple(stored or ())
 
 
 def _terms(aggregated: str | list[list[str]] | None) -> tuple[Term, ...]:

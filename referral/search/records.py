@@ -56,6 +56,11 @@ class PractitionerSummary:
     modalities: tuple[Term, ...]
     conditions: tuple[Term, ...]
     telehealth: bool = False
+    business_name: str | None = None
+    #: the language names as the listing gives them
+    languages: tuple[str, ...] = ()
+    #: the health funds the practitioner is registered with
+    funds: tuple[Term, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,8 +92,9 @@ def test_snippet_on_another_origin_inserts_a_frame_that_fits(
     frame.locator(".referral-card").first.wait_for()
 
     # a search inside the frame stays inside it, and the frame shrinks to the new content
+    frame.get_by_text("Filters", exact=True).click()
     frame.get_by_label("Osteopathy").check()
-    frame.get_by_role("button", name="Search").click()
+    frame.get_by_role("button", name="Show results").click()
     frame.locator(".referral-card").first.wait_for()
     page.wait_for_function(
         f"() => document.querySelector('iframe.referral-embed-frame').offsetHeight < {height}"

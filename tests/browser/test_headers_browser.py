@@ -72,7 +72,7 @@ def test_the_plugin_pages_run_under_their_policy_without_a_violation(
         page.get_by_role("button", name="Use my location").click()
     page.goto(site.url(f"{PREFIX}/?postcode=2000"))
     count = page.locator(".referral-card").count()
-    page.get_by_role("button", name="Map").click()
+    page.get_by_role("link", name="Map", exact=True).click()
     page.locator(".leaflet-marker-icon").nth(count - 1).wait_for()
     page.locator(".leaflet-tile-loaded").first.wait_for()  # img-src: the tile origin
     page.wait_for_function(  # every marker image found and drawn (not a broken image)

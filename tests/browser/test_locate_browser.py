@@ -47,9 +47,10 @@ def test_use_my_location_fills_coordinates_and_searches(browser, live_url):
     assert page.locator(".referral-card__name").all_inner_texts() == ["Nina Near", "Milo Mid"]
 
     # changing a filter keeps the location; typing a postcode replaces it
+    page.get_by_text("Filters", exact=True).click()
     page.get_by_label("Physiotherapy").check()
     with page.expect_navigation():
-        page.get_by_role("button", name="Search").click()
+        page.get_by_role("button", name="Show results").click()
     assert page.locator(".referral-card__name").all_inner_texts() == ["Milo Mid"]
     assert parse_qs(urlsplit(page.url).query)["lat"] == ["-33.87"]
     page.fill("#referral-postcode", "3000")

@@ -1,41 +1,42 @@
-/* List/map switch for search results. Progressive: without JavaScript the list is all there
- * is; with it, a switch appears and Leaflet (vendored, served from our static files) loads on
- * the first "Map". Markers come from the result cards' data-lat/data-lon. */
+/* The results map beside (or, on a phone, instead of) the list. Progressive: without
+ * JavaScript the list is all there is. With it, the List/Map links appear; they are links to
+ * the same search with view=list or view=map, so reload, back and a listing's "Back to search"
+ * keep the choice. With no view chosen, a phone shows the list and a wider screen the list
+ * with the map beside it.
+ *
+ * Markers: first the page's own cards (data-lat/data-lon), then, when the search has more
+ * results than this page shows, the rest from the JSON API (the same search, at the largest
+ * page size, up to data-most results: REFERRAL_MAX_TOTAL). Leaflet (vendored, served from our
+ * static files) loads only when the map is shown. */
 (function () {
   "use strict";
   var box = document.getElementById("referral-map");
   if (!box || box.getAttribute("data-ready")) return;
   box.setAttribute("data-ready", "1");
   var results = box.closest(".referral-results") || document;
-  var lists = Array.prototype.slice.call(results.querySelectorAll(".referral-list"));
   var cards = Array.prototype.slice.call(results.querySelectorAll(".referral-card[data-lat]"));
-  if (!cards.length || !lists.length) return;
+  var toggle = results.querySelector("[data-referral-views]");
+  if (!cards.length || !toggle) return;
 
-  var toggle = document.createElement("div");
-  toggle.className = "referral-view-toggle";
-  toggle.setAttribute("role", "group");
-  toggle.setAttribute("aria-label", "Show results as");
-  var buttons = {};
-  ["list", "map"].forEach(function (view) {
-    var button = document.createElement("button");
-    button.type = "button";
-    button.className = "referral-toggle";
-    button.textContent = view === "list" ? "List" : "Map";
-    button.setAttribute("aria-pressed", view === "list" ? "true" : "false");
-    button.setAttribute("aria-controls", "referral-map");
-    button.addEventListener("click", function () { show(view); });
-    toggle.appendChild(button);
-    buttons[view] = button;
-  });
-  lists[0].parentNode.insertBefore(toggle, lists[0]);
-  lists[0].parentNode.insertBefore(box, lists[0]);
+  var wide = window.matchMedia("(min-width: 64rem)");
+  var chosen = box.getAttribute("data-view");
+  var status = document.createElement("p");
+  status.className = "referral-map__status";
+  status.setAttribute("role", "status");
+  box.parentNode.insertBefore(status, box.nextSibling);
 
-  var map = null;
-  function show(view) {
-    buttons.list.setAttribute("aria-pressed", String(view === "list"));
-    buttons.map.setAttribute("aria-pressed", String(view === "map"));
-    lists.forEach(function (list) { list.hidden = view === "map"; });
+  function currentView() { return chosen || (wide.matches ? "map" : "list"); }
+
+  function apply() {
+    var view = currentView();
+    results.classList.toggle("referral-results--map", view === "map");
+    results.classList.toggle("referral-results--list", view === "list");
+    Array.prototype.forEach.call(toggle.querySelectorAll("[data-view]"), function (link) {
+      if (link.getAttribute("data-view") === view) link.setAttribute("aria-current", "true");
+      else link.removeAttribute("aria-current");
+    });
     box.hidden = view !== "map";
+    status.hidden = view !== "map";
     if (view === "map") loadLeaflet(draw);
   }
 
@@ -65,6 +66,35 @@
     document.head.appendChild(js);
   }
 
+  var map = null;
+  var points = [];
+  var placed = {};  // practitioner id -> true: one marker each
+  var reading = false;  // a popup is open: leave the view where the visitor put it
+  var moved = false;  // the visitor dragged the map: the same
+
+  function fit() {
+    if (!reading && !moved) map.fitBounds(points, { padding: [48, 48], maxZoom: 15 });
+  }
+
+  function addMarker(id, lat, lon, name, href, detail) {
+    if (placed[id] || isNaN(lat) || isNaN(lon)) return;
+    placed[id] = true;
+    var popup = document.createElement("div");
+    var a = document.createElement("a");
+    a.href = href;
+    a.textContent = name;
+    popup.appendChild(a);
+    if (detail) popup.appendChild(document.createTextNode(" · " + detail));
+    window.L.marker([lat, lon], { title: name, alt: name }).addTo(map).bindPopup(popup);
+    points.push([lat, lon]);
+  }
+
+  function say() {
+    var count = points.length - 1;
+    status.textContent = "The map shows " + count + " practitioner" + (count === 1 ? "" : "s") +
+      (count >= parseInt(box.getAttribute("data-most"), 10) ? ", the nearest we count." : ".");
+  }
+
   function draw() {
     if (map) { map.invalidateSize(); return; }
     var L = window.L;
@@ -74,38 +104,63 @@
       attribution: box.getAttribute("data-attribution")
     }).addTo(map);
     var centre = [parseFloat(box.getAttribute("data-lat")), parseFloat(box.getAttribute("data-lon"))];
-    var points = [centre];
+    points.push(centre);
     L.circleMarker(centre, { radius: 7, color: "#1b1f23", weight: 2, fillOpacity: 0.9 })
       .addTo(map).bindTooltip(box.getAttribute("data-label") || "Search centre");
     cards.forEach(function (card) {
-      var point = [parseFloat(card.getAttribute("data-lat")), parseFloat(card.getAttribute("data-lon"))];
       var link = card.querySelector(".referral-card__name a");
       var distance = card.querySelector(".referral-card__distance strong");
-      if (!link || isNaN(point[0]) || isNaN(point[1])) return;
-      var name = link.textContent;
-      var popup = document.createElement("div");
-      var a = document.createElement("a");
-      a.href = link.href;
-      a.textContent = name;
-      popup.appendChild(a);
-      if (distance) popup.appendChild(document.createTextNode(" · " + distance.textContent));
-      L.marker(point, { title: name, alt: name }).addTo(map).bindPopup(popup);
-      points.push(point);
+      if (!link) return;
+      addMarker(card.getAttribute("data-id"),
+        parseFloat(card.getAttribute("data-lat")), parseFloat(card.getAttribute("data-lon")),
+        link.textContent, link.href, distance && distance.textContent);
     });
-    var fit = function () { map.fitBounds(points, { padding: [48, 48], maxZoom: 15 }); };
     fit();
-    // a phone turned sideways (or a resized frame) shows all the results again
-    var timer = null;
-    var reading = false;  // a popup is open: leave the view where the visitor put it
+    say();
     map.on("popupopen", function () { reading = true; });
     map.on("popupclose", function () { reading = false; });
+    map.on("dragstart", function () { moved = true; });
+    fetchTheRest(1);
+    // a phone turned sideways (or a resized frame) shows all the results again
+    var timer = null;
     window.addEventListener("resize", function () {
       clearTimeout(timer);
       timer = setTimeout(function () {
         if (box.hidden) return;
         map.invalidateSize();
-        if (!reading) fit();
+        fit();
       }, 150);
     });
   }
+
+  // the search's other results, a page of the API at a time, until all (up to the cap) are in
+  function fetchTheRest(page) {
+    var total = parseInt(box.getAttribute("data-total"), 10) || 0;
+    var most = Math.min(total, parseInt(box.getAttribute("data-most"), 10) || 0);
+    var perPage = parseInt(box.getAttribute("data-per-page"), 10) || 100;
+    if (!window.fetch || points.length - 1 >= most || (page - 1) * perPage >= most) {
+      box.setAttribute("data-complete", "1");
+      return;
+    }
+    var listing = box.getAttribute("data-listing");
+    var marker = box.getAttribute("data-marker");
+    fetch(box.getAttribute("data-api") + "&per_page=" + perPage + "&page=" + page,
+      { headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : { results: [] }; })
+      .then(function (body) {
+        (body.results || []).forEach(function (r) {
+          addMarker(String(r.id), r.location.lat, r.location.lon, r.name,
+            listing.replace(marker, String(r.id)), r.location.suburb);
+        });
+        fit();
+        say();
+        if ((body.results || []).length === perPage) fetchTheRest(page + 1);
+        else box.setAttribute("data-complete", "1");
+      })
+      .catch(function () { box.setAttribute("data-complete", "1"); });
+  }
+
+  toggle.hidden = false;
+  apply();
+  if (!chosen && wide.addEventListener) wide.addEventListener("change", apply);
 })();

@@ -1,4 +1,5 @@
 /* Search page enhancements; the form works without them.
+ * 0. Empty fields stay out of the search's URL.
  * 1. Place autocomplete: suggestions from our own /api/v1/places (the local gazetteer),
  *    debounced and cached, in a native <datalist> (keyboard support built in), written
  *    as a local would: "Sydney NSW 2000". Never a call to a remote geocoder per keystroke.
@@ -16,6 +17,19 @@
   var message = box.querySelector("[data-referral-locate-message]");
 
   function say(text) { message.textContent = text; }
+
+  // 0. A short address: fields left empty ("Any", no distance) stay out of the URL, which
+  //    is what a patient shares and what the listing's "Back to search" carries.
+  function leaveOutEmpty() {
+    Array.prototype.forEach.call(form.querySelectorAll("select, input[type=text], input:not([type])"),
+      function (field) { if (!field.value.trim() && field !== postcode) field.disabled = true; });
+  }
+  form.addEventListener("submit", leaveOutEmpty);
+  // back to this page from the next (bfcache): the fields work again
+  window.addEventListener("pageshow", function () {
+    Array.prototype.forEach.call(form.querySelectorAll("select, input[type=text], input:not([type])"),
+      function (field) { if (field.name !== "lat" && field.name !== "lon") field.disabled = false; });
+  });
 
   // 1. Autocomplete
   if (postcode && window.fetch) {
@@ -93,6 +107,7 @@
       lon.value = position.coords.longitude.toFixed(2);
       lat.disabled = lon.disabled = false;
       if (postcode) { postcode.value = ""; postcode.disabled = true; }
+      leaveOutEmpty();
       form.submit();
     }, function (error) {
       button.disabled = false;
