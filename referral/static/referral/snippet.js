@@ -49,9 +49,12 @@
 
   var pending = null;
   var asked = 0;
+  var shown = window.location.pathname + window.location.search;
   function update() {
     var params = new URLSearchParams(new FormData(form));
     var url = window.location.pathname + "?" + params.toString();
+    if (url === shown) return; // nothing changed (a field left after Enter sent it)
+    shown = url;
     var mine = ++asked;
     window.fetch(url, { credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.text() : null; })
@@ -63,8 +66,8 @@
         if (!fresh || !current) return;
         current.innerHTML = fresh.innerHTML;
         var error = doc.getElementById("referral-embed-accent-error");
-        var shown = document.getElementById("referral-embed-accent-error");
-        if (shown) shown.parentNode.removeChild(shown);
+        var old = document.getElementById("referral-embed-accent-error");
+        if (old) old.parentNode.removeChild(old);
         if (error) document.getElementById("referral-embed-accent").after(error);
         bindCopy();
         preview(doc);
