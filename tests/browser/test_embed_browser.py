@@ -398,3 +398,18 @@ def test_the_snippet_page_works_without_script(new_page, demo_site, directory, s
     page.get_by_role("button", name="Check").click()
     page.get_by_text("Not yet: https://sunrise.example is not on the list.").wait_for()
     assert 'data-modality="yoga"' in page.locator("#snippet-code").input_value()  # kept
+
+
+def test_the_snippet_ignores_a_bad_colour_and_keeps_the_others(page, demo_site, serve, directory):
+    holder: dict[str, str] = {}
+    attributes = 'data-postcode="2000" data-accent="red;}body{display:none" data-hide-heading="yes"'
+    clinic = serve(lambda e, s: clinic_page(holder["origin"], attributes)(e, s))
+    plugin = demo_site(REFERRAL_EMBED_ORIGINS=[clinic.origin])
+    holder["origin"] = plugin.origin
+    page.goto(clinic.url("/"))
+    frame_el = page.locator("iframe.referral-embed-frame")
+    assert frame_el.get_attribute("src") == plugin.url(f"{PREFIX}/embed-plain/?postcode=2000")
+    page.frame_locator("iframe.referral-embed-frame").locator(".referral-card").first.wait_for()
+    inner = frame_el.element_handle().content_frame()
+    assert _accent_of(inner) == "rgb(11, 92, 107)"  # the usual colour
+    assert inner.locator("h1").first.bounding_box()["height"] <= 1
