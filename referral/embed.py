@@ -67,6 +67,10 @@ SNIPPET_PARAMS = (
     "hide_heading",
     "title",
 )
+#: the snippet's link to the finder, which ``embed.js`` replaces with the frame
+LINK_CLASS = "referral-embed-link"
+#: the snippet's values that are the finder's own search parameters, for that link
+LINK_PARAMS = ("postcode", "country", "condition", "modality", "radius_km")
 _HEX_COLOUR = re.compile(r"^#?([0-9a-f]{3}|[0-9a-f]{6})$", re.I)
 _SLUG = re.compile(r"^[a-z0-9-]{1,100}$")
 
@@ -248,19 +252,34 @@ def parent_origins() -> list[str]:
     return [own, *(o for o in embed_origins.allowed() if o != own)]
 
 
-def snippet(script_url: str, **data: Any) -> Markup:
-    """The one-line ``<script>`` a site owner pastes; ``data`` become ``data-*`` attributes."""
+def snippet(script_url: str, link_url: str | None = None, **data: Any) -> Markup:
+    """The snippet a site owner pastes; ``data`` become the ``<script>``'s ``data-*``
+    attributes. With ``link_url``, a plain link to the finder comes first: it is what a
+    visitor sees if ``embed.js`` never runs (scripts off, the directory unreachable), and
+    ``embed.js`` takes it away when it puts the frame in its place."""
     attrs = "".join(
         f' data-{name.replace("_", "-")}="{escape(value)}"'
         for name, value in data.items()
         if name in SNIPPET_PARAMS and value not in (None, "")
     )
-    return Markup(f'<script src="{escape(script_url)}"{Markup(attrs)} async></script>')
+    script = f'<script src="{escape(script_url)}"{Markup(attrs)} async></script>'
+    if link_url is None:
+        return Markup(script)
+    text = escape(data.get("title") or "Find a therapist")
+    return Markup(f'<a class="{LINK_CLASS}" href="{escape(link_url)}">{text}</a>{script}')
 
 
 def snippet_for_site(**data: Any) -> Markup:
-    """Template global ``referral_embed_snippet(postcode="2000")``: the snippet for this site."""
-    return snippet(external_url("referral.embed_js"), **data)
+    """Template global ``referral_embed_snippet(postcode="2000")``: the snippet for this site,
+    with its link to the finder (the same start: one listing, or the search's place, condition
+    and modality)."""
+    listing = str(data.get("practitioner") or "")
+    if listing.isdigit():
+        link = external_url("referral.practitioner", practitioner_id=int(listing), _embed=None)
+    else:
+        start = {k: data[k] for k in LINK_PARAMS if data.get(k) not in (None, "")}
+        link = external_url("referral.index", _embed=None, **start)
+    return snippet(external_url("referral.embed_js"), link, **data)
 
 
 def _form_serializer() -> URLSafeTimedSerializer:

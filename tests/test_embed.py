@@ -19,6 +19,7 @@ from referral.embed import (
     parse_origins,
     readable_accent,
     snippet,
+    snippet_for_site,
 )
 from referral.embed_origins import check_origin
 from referral.errors import InvalidInput
@@ -174,7 +175,11 @@ def test_demo_shows_the_snippet_to_copy(client):
     )
     assert shown in html  # as text to copy, in a readonly textarea
     assert '<textarea id="snippet-code" class="referral-snippet" readonly' in html
-    assert '<script src="http://localhost/find-a-therapist/embed.js" data-postcode="2000"' in html
+    assert (
+        '<a class="referral-embed-link" href="http://localhost/find-a-therapist/?postcode=2000">'
+        'Find a therapist near you</a><script src="http://localhost/find-a-therapist/embed.js" '
+        'data-postcode="2000"'
+    ) in html  # a link first, for a visitor whose browser never runs the script
     assert "Ask us to add your website" in html
     assert 'href="/for-websites"' in client.get("/").get_data(as_text=True)
 
@@ -626,3 +631,21 @@ def test_the_plugin_has_its_own_page_for_websites(client):
     html = response.get_data(as_text=True)
     assert "<h1>Show the therapist finder on your website</h1>" in html
     assert 'id="snippet-code"' in html and "snippet.js" in html
+
+
+def test_the_snippets_link_starts_where_the_frame_does(app):
+    with app.test_request_context():
+        one = snippet_for_site(practitioner=7, title='Pat "the" Physio')
+        assert one.startswith(
+            '<a class="referral-embed-link" href="http://localhost/find-a-therapist/'
+            'practitioners/7">Pat &#34;the&#34; Physio</a><script '
+        )
+        search = snippet_for_site(postcode="2000", condition="sciatica", accent="#6b2d5c")
+        assert search.startswith(
+            '<a class="referral-embed-link" href="http://localhost/find-a-therapist/'
+            '?postcode=2000&amp;condition=sciatica">Find a therapist</a>'
+        )
+    bare = snippet("https://dir.example/embed.js", link_url='https://dir.example/"x', title="<b>")
+    assert bare.startswith(
+        '<a class="referral-embed-link" href="https://dir.example/&#34;x">&lt;b&gt;</a>'
+    )

@@ -18,15 +18,16 @@ SHOTS = ROOT / "test-artifacts" / "screenshots"
 SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1366, "height": 900}}
 
 
-def clinic_page(plugin_origin: str, attributes: str) -> Any:
-    """A WSGI app standing in for a WordPress site: one page carrying the snippet."""
+def clinic_page(plugin_origin: str, attributes: str, link: str = "") -> Any:
+    """A WSGI app standing in for a WordPress site: one page carrying the snippet (``link``:
+    the snippet's own link to the finder, before the script, as ``/for-websites`` gives it)."""
     body = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         "<title>Sunrise Wellness</title></head>"
         "<body style='margin:0;font-family:sans-serif'><main><h1>Sunrise Wellness</h1>"
         "<p>Find a therapist near you:</p>"
-        f"<script src='{plugin_origin}{PREFIX}/embed.js' {attributes} async></script>"
+        f"{link}<script src='{plugin_origin}{PREFIX}/embed.js' {attributes} async></script>"
         "<footer style='min-height:1500px'><p>Sunrise Wellness, 1 Beach Road</p></footer>"
         "</main></body></html>"
     ).encode()
@@ -145,7 +146,11 @@ def test_demo_shows_a_working_snippet(page, demo_site, directory, audit):
     site = demo_site()
     page.goto(site.url("/for-websites"))
     code = page.locator("#snippet-code").input_value()
-    assert code.startswith(f'<script src="{site.origin}{PREFIX}/embed.js" data-postcode="2000"')
+    assert code.startswith(
+        f'<a class="referral-embed-link" href="{site.origin}{PREFIX}/?postcode=2000">'
+        f'Find a therapist near you</a><script src="{site.origin}{PREFIX}/embed.js" '
+        'data-postcode="2000"'
+    )
     page.frame_locator("iframe.referral-embed-frame").locator(".referral-card").first.wait_for()
     height, content = _wait_fit(page)  # same origin: 'self' is always allowed
     assert abs(height - content) <= 2
@@ -315,7 +320,7 @@ def test_the_snippet_page_changes_the_snippet_live_and_copies_it(
     page.goto(site.url("/for-websites"))
     snippet = page.locator("#snippet-code")
     first = snippet.input_value()
-    assert first.startswith(f'<script src="{site.origin}{PREFIX}/embed.js" data-postcode="2000"')
+    assert f'<script src="{site.origin}{PREFIX}/embed.js" data-postcode="2000"' in first
     page.frame_locator("iframe.referral-embed-frame").locator(".referral-card").first.wait_for()
     audit(page, "for-websites")
     _shoot(page, "for-websites")  # the desktop one at 1366x900
@@ -335,6 +340,8 @@ def test_the_snippet_page_changes_the_snippet_live_and_copies_it(
     )
     code = snippet.input_value()
     assert code == (
+        f'<a class="referral-embed-link" href="{site.origin}{PREFIX}/?postcode=2000'
+        '&amp;condition=sciatica&amp;modality=physiotherapy">Find a therapist near you</a>'
         f'<script src="{site.origin}{PREFIX}/embed.js" data-postcode="2000" '
         'data-condition="sciatica" data-modality="physiotherapy" data-accent="#6b2d5c" '
         'data-hide-heading="true" data-title="Find a therapist near you" async></script>'
@@ -413,3 +420,29 @@ def test_the_snippet_ignores_a_bad_colour_and_keeps_the_others(page, demo_site, 
     inner = frame_el.element_handle().content_frame()
     assert _accent_of(inner) == "rgb(11, 92, 107)"  # the usual colour
     assert inner.locator("h1").first.bounding_box()["height"] <= 1
+
+
+def test_the_snippets_own_link_gives_way_to_the_frame_or_stays(page, demo_site, serve, directory):
+    holder: dict[str, str] = {}
+
+    def link() -> str:
+        return f"<a class='referral-embed-link' href='{holder['origin']}{PREFIX}/'>Find one</a>"
+
+    clinic = serve(lambda e, s: clinic_page(holder["origin"], "", link())(e, s))
+    plugin = demo_site(REFERRAL_EMBED_ORIGINS=[clinic.origin])
+    holder["origin"] = plugin.origin
+    page.goto(clinic.url("/"))
+    page.frame_locator("iframe.referral-embed-frame").locator("h1").first.wait_for()
+    assert page.locator(".referral-embed-link").count() == 0  # the frame took its place
+    assert page.locator("iframe.referral-embed-frame").count() == 1
+
+
+def test_the_snippets_own_link_stays_when_the_finder_is_down(page, serve, closed_port):
+    down = f"http://127.0.0.1:{closed_port}"
+    link = f"<a class='referral-embed-link' href='{down}{PREFIX}/'>Find a therapist</a>"
+    clinic = serve(clinic_page(down, 'data-postcode="2000"', link))
+    page.goto(clinic.url("/"))
+    page.wait_for_load_state("load")  # embed.js failed to load: nothing ran
+    shown = page.get_by_role("link", name="Find a therapist")
+    assert shown.is_visible() and shown.get_attribute("href") == f"{down}{PREFIX}/"
+    assert page.locator("iframe").count() == 0

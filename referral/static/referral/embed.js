@@ -10,6 +10,9 @@
  * ("true"): how it looks, on every page inside the frame; title, height; and wait
  * (milliseconds, default 8000).
  *
+ * The snippet may start with <a class="referral-embed-link" href="...">, a link to the finder
+ * for a visitor whose browser never runs this script; it is removed here.
+ *
  * The frame stays invisible until its page says it loaded. A browser that refuses to show
  * it (this site is not allowed: CSP frame-ancestors, which fires no error event) or a page
  * that cannot be reached never says so: a moment after the frame's load event, or after
@@ -53,6 +56,12 @@
   box.appendChild(loading);
   box.appendChild(frame);
   script.parentNode.insertBefore(box, script.nextSibling);
+  // the snippet's own link to the finder, for when this script never runs: the frame (or,
+  // failing that, the link below) takes its place
+  var placeholder = script.previousElementSibling;
+  if (placeholder && placeholder.classList && placeholder.classList.contains("referral-embed-link")) {
+    placeholder.parentNode.removeChild(placeholder);
+  }
 
   var pages = 0;
   function showLink() {
