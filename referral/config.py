@@ -177,6 +177,13 @@ SETTINGS: dict[str, Setting] = {
         "(`{prefix}/embed/`, `embed.js`); sent as CSP `frame-ancestors`. Empty: the plugin's "
         "own origin only. A list, or one string separated by spaces or commas.",
     ),
+    "EMBED_ORIGINS_REFRESH": Setting(
+        30,
+        "Seconds each process keeps the websites an admin allowed to embed the finder "
+        '(admin page "Websites that embed the finder") before reading them again: a change '
+        "applies at once in the process that made it, elsewhere within this time. `0`: read "
+        "them on every embed page.",
+    ),
     "EMBED_FORM_MAX_AGE": Setting(
         3600,
         "Seconds a referral form shown in an embed iframe stays valid: there it is checked "

@@ -9,14 +9,17 @@ has the last word. Flask-Talisman does not fit a guest: it hooks every request o
 overwrites headers unconditionally, rewrites ``SESSION_COOKIE_SAMESITE`` and redirects the
 whole site to HTTPS by default.
 
-Every page sends (values built once per app, at start-up, by :func:`build`):
+Every page sends (values built once per app, at start-up, by :func:`build`, except the
+origins of an ``/embed/`` page's ``frame-ancestors``, which an admin may change while the app
+runs: :func:`referral.embed_origins.allowed`):
 
 - ``Content-Security-Policy``: everything from the plugin's own origin (``'self'``), no
   inline script, no ``eval``, no ``style=`` attribute; ``img-src`` adds the origin of
   ``REFERRAL_MAP_TILE_URL`` for the map tiles; ``style-src`` adds the hash of the
   ``REFERRAL_THEME`` style block; ``REFERRAL_CSP_EXTRA`` adds a host's sources (its layout's
   fonts, analytics, a form posting elsewhere); ``frame-ancestors`` is ``'self'`` plus, on
-  ``/embed/`` pages only, ``REFERRAL_EMBED_ORIGINS`` (see :mod:`referral.embed`).
+  ``/embed/`` pages only, ``REFERRAL_EMBED_ORIGINS`` and the websites an admin added
+  (see :mod:`referral.embed` and :mod:`referral.embed_origins`).
 - ``X-Frame-Options: SAMEORIGIN`` outside ``/embed/`` (the header cannot list several origins,
   so embed pages rely on ``frame-ancestors``).
 - ``X-Content-Type-Options: nosniff``.
@@ -42,7 +45,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, request
 from werkzeug.wrappers import Response
 
-from referral import embed, theme
+from referral import embed, embed_origins, theme
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -75,11 +78,19 @@ _TILE_HOST = re.compile(r"^((\*\.)?([a-z0-9-]+\.)*[a-z0-9-]+|\[[0-9a-f:.]+\])(:\
 class Policy:
     """The header values of one app, built once from its config by :func:`build`."""
 
-    #: the whole Content-Security-Policy of a plain page and of an ``/embed/`` page
+    #: the whole Content-Security-Policy of a plain page
     page_csp: str
-    embed_csp: str
+    #: an ``/embed/`` page's policy up to its ``frame-ancestors`` (see :meth:`embed_csp`)
+    embed_base: str
     #: the Strict-Transport-Security value, or ``None`` not to send it
     hsts: str | None
+
+    def embed_csp(self, origins: list[str] | tuple[str, ...]) -> str:
+        """An ``/embed/`` page's whole policy: framed by itself and by ``origins``, which
+        must already be checked origins (:func:`referral.embed.parse_origins`,
+        :func:`referral.embed_origins.check_origin`)."""
+        sources = " ".join(["'self'", *origins])
+        return f"{self.embed_base}; frame-ancestors {sources}"
 
 
 def tile_source(url: str) -> str | None:
@@ -172,10 +183,9 @@ def build(config: Mapping[str, Any]) -> Policy:
     seconds = config["REFERRAL_HSTS_SECONDS"]
     if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
         raise ValueError("REFERRAL_HSTS_SECONDS must be a whole number of seconds (0: off).")
-    frame = ["'self'", *config["REFERRAL_EMBED_ORIGINS"]]
     return Policy(
         page_csp=_join({**policy, "frame-ancestors": ["'self'"]}),
-        embed_csp=_join({**policy, "frame-ancestors": frame}),
+        embed_base=_join(policy),
         hsts=f"max-age={seconds}" if seconds else None,
     )
 
@@ -201,7 +211,11 @@ def apply(response: Response) -> Response:
     policy: Policy = current_app.extensions["referral"].headers
     headers = response.headers
     embedded = embed.is_embedded()
-    headers.setdefault("Content-Security-Policy", policy.embed_csp if embedded else policy.page_csp)
+    if "Content-Security-Policy" not in headers:
+        if embedded:
+            headers["Content-Security-Policy"] = policy.embed_csp(embed_origins.allowed())
+        else:
+            headers["Content-Security-Policy"] = policy.page_csp
     if not embedded:
         headers.setdefault("X-Frame-Options", "SAMEORIGIN")
     headers.setdefault("X-Content-Type-Options", "nosniff")

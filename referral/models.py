@@ -349,6 +349,22 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class EmbedOrigin(Base):
+    """A website an operator allowed to show the finder in a frame (admin page "Websites
+    that embed the finder"); used with ``REFERRAL_EMBED_ORIGINS`` by :mod:`referral.embed_origins`.
+
+    ``origin`` is normalised (``https://clinic.example``, lower case, no default port).
+    """
+
+    __tablename__ = "referral_embed_origin"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    origin: Mapped[str] = mapped_column(String(300), unique=True)
+    #: the operator's note of whose site this is, e.g. the clinic's name
+    note: Mapped[str] = mapped_column(String(200), default="")
+    added_by: Mapped[str] = mapped_column(String(254), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 @event.listens_for(Session, "before_flush")
 def _keep_language_codes(session: Session, _context: Any, _instances: Any) -> None:
     """Keep ``Practitioner.language_codes`` in step with the names in ``languages`` on every

@@ -26,6 +26,9 @@ PUBLIC = {
     "referral.forgot_password",
     "referral.reset_password",
     "referral.embed_js",
+    # the snippet builder for clinics and the embed options' stylesheet
+    "referral.for_websites",
+    "referral.embed_style",
     # the referral form, and the cancel link (authorised by its signed token: tests/test_refer.py)
     "referral.refer",
     "referral.cancel",
@@ -84,6 +87,8 @@ ADMIN_ROUTES = {
     "referral.admin_approve": (("POST",), "/admin/listings/{practitioner}/approve"),
     "referral.admin_reject": (("POST",), "/admin/listings/{practitioner}/reject"),
     "referral.admin_suspend": (("POST",), "/admin/listings/{practitioner}/suspend"),
+    "referral.admin_embeds": (("GET", "POST"), "/admin/embeds"),
+    "referral.admin_embed_remove": (("POST",), "/admin/embeds/1/remove"),
 }
 #: routes about the victim's own records (the others act on the signed-in user's listing)
 BY_ID = {"referral.location_edit", "referral.location_delete"}

@@ -11,7 +11,8 @@ import pytest
 from flask import after_this_request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from referral.models import ReferralRequest, utcnow
+from referral.headers import build
+from referral.models import EmbedOrigin, ReferralRequest, utcnow
 from referral.referrals import cancel_token
 
 PREFIX = "/find-a-therapist"
@@ -230,6 +231,53 @@ def test_embed_pages_may_be_framed_by_the_allowed_origins_under_the_same_policy(
         ]  # one header: framing is merged in, not a second policy
         assert "X-Frame-Options" not in response.headers  # it cannot name several origins
         assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_embed_pages_may_also_be_framed_by_the_websites_an_admin_added(make_app, session, nina):
+    app = make_app(REFERRAL_EMBED_ORIGINS=[CLINIC], REFERRAL_EMBED_ORIGINS_REFRESH=0)
+    session.add_all(
+        [EmbedOrigin(origin="https://sunrise.example"), EmbedOrigin(origin=CLINIC)]  # twice
+    )
+    session.commit()
+    client = app.test_client()
+    embedded = client.get(f"{PREFIX}/embed/practitioners/{nina.id}")
+    policy = csp(embedded)
+    assert policy["frame-ancestors"] == ["'self'", CLINIC, "https://sunrise.example"]
+    assert policy["script-src"] == ["'self'"] and policy["object-src"] == ["'none'"]
+    assert len(embedded.headers.get_all("Content-Security-Policy")) == 1
+    # the same origins on an embed page's 404, and none on the plugin's other pages
+    missing = client.get(f"{PREFIX}/embed/practitioners/999999")
+    assert missing.status_code == 404
+    assert csp(missing)["frame-ancestors"] == ["'self'", CLINIC, "https://sunrise.example"]
+    for url in (f"{PREFIX}/", f"{PREFIX}/practitioners/{nina.id}", f"{PREFIX}/embed.js"):
+        response = client.get(url)
+        assert csp(response)["frame-ancestors"] == ["'self'"], url
+        assert response.headers["X-Frame-Options"] == "SAMEORIGIN", url
+
+
+def test_the_embed_policy_is_the_page_policy_with_its_own_framing(make_app):
+    app = make_app(REFERRAL_THEME={"accent": "#6b2d5c"})
+    policy = build(app.config)
+    embed = policy.embed_csp(["https://a.example", "http://127.0.0.1:8080"])
+    assert embed == policy.page_csp.replace(
+        "frame-ancestors 'self'", "frame-ancestors 'self' https://a.example http://127.0.0.1:8080"
+    )
+    assert policy.embed_csp([]).endswith("; frame-ancestors 'self'")
+
+
+def test_without_the_table_embed_pages_keep_the_configured_origins(make_app, caplog):
+    app = make_app(REFERRAL_EMBED_ORIGINS=[CLINIC])
+    engine = app.extensions["referral"].engine
+    with engine.begin() as conn:  # a host that has not run `flask referral upgrade` yet
+        conn.exec_driver_sql("ALTER TABLE referral_embed_origin RENAME TO referral_embed_later")
+    try:
+        response = app.test_client().get(f"{PREFIX}/embed/")
+        assert response.status_code == 200
+        assert csp(response)["frame-ancestors"] == ["'self'", CLINIC]
+        assert "Cannot read the embed origins table" in caplog.text
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE referral_embed_later RENAME TO referral_embed_origin")
 
 
 def test_hsts_is_sent_over_https_only(client):

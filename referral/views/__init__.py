@@ -45,6 +45,7 @@ def make_blueprint(state: Any = None) -> Blueprint:
         accounts,
         admin,
         api,
+        embeds,
         inbox,
         opendata,
         practitioner,
@@ -59,6 +60,7 @@ def make_blueprint(state: Any = None) -> Blueprint:
         accounts.register(bp, state.limiter)
     practitioner.register(bp)
     admin.register(bp)
+    embeds.register(bp)
     opendata.register(bp)
     api.register(bp)
     embed.register(bp)  # last: it copies the embeddable pages' rules
@@ -147,7 +149,8 @@ def _template_context() -> dict[str, Any]:
 def account_links() -> list[tuple[str, str, str]]:
     """The signed-in account's own pages as ``(endpoint, url, label)``: a practitioner's
     inbox (with how many are new), sent referrals and listing; an admin's queue (with how
-    many wait) and undelivered messages. Empty for a visitor."""
+    many wait), undelivered messages and the websites that embed the finder. Empty for a
+    visitor."""
     if not current_user.is_authenticated:
         return []
     session = get_session()
@@ -174,6 +177,7 @@ def account_links() -> list[tuple[str, str, str]]:
         links += [
             ("admin_queue", url_for("referral.admin_queue"), f"Listings to check ({waiting})"),
             ("admin_outbox", url_for("referral.admin_outbox"), "Undelivered messages"),
+            ("admin_embeds", url_for("referral.admin_embeds"), "Websites that embed the finder"),
         ]
     return links
 
