@@ -25,6 +25,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
 
@@ -91,6 +92,10 @@ class PractitionerSummary:
     modalities: tuple[Term, ...]
     conditions: tuple[Term, ...]
     telehealth: bool = False
+    #: what the listing says of new patients (see :func:`referral.capacity.of`)
+    capacity_status: str = "accepting"
+    waitlist_weeks: int | None = None
+    capacity_confirmed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -620,7 +625,8 @@ def _card_columns(dialect: str, location: str) -> str:
         "  WHERE pm.practitioner_id = p.id),"
         f" (SELECT {terms} FROM referral_practitioner_condition AS pc"
         "  JOIN referral_condition AS t ON t.id = pc.condition_id"
-        "  WHERE pc.practitioner_id = p.id)"
+        "  WHERE pc.practitioner_id = p.id),"
+        " p.capacity_status, p.waitlist_weeks, p.capacity_confirmed_at"
     )
 
 
@@ -644,6 +650,7 @@ def _hits(ranked: Ranked, cards: Cards) -> list[Hit]:
             _terms(row[14]),
             _terms(row[15]),
             bool(row[13]),
+            *row[16:19],
         )
         hits.append(Hit(practitioner, location, distance))
     return hits
