@@ -296,8 +296,12 @@ def apply_settings(
 @event.listens_for(Session, "before_flush")
 def _new_listings_in_step(session: Session, _context: Any, _instances: Any) -> None:
     """A listing created without a capacity (the importer, the demo, a host's own code)
-    takes it from the accepting checkbox: unticked is "existing patients only"."""
+    takes it from the accepting checkbox (unticked is "existing patients only"); one
+    created with a capacity gets the accepting-now column to match."""
     for obj in session.new:
-        if isinstance(obj, Practitioner) and obj.capacity_status is None:
+        if not isinstance(obj, Practitioner):
+            continue
+        if obj.capacity_status is None:
             accepting = obj.accepting_new_patients in (None, True)
             obj.capacity_status = "accepting" if accepting else "existing_only"
+        obj.accepting_new_patients = obj.capacity_status == "accepting"

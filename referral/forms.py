@@ -265,10 +265,10 @@ class ListingForm(FlaskForm):
     capacity_status = SelectField(
         "New patients",
         choices=[
-            ("accepting", "Accepting new patients"),
-            ("waitlist", "Waitlist: new patients wait a while"),
-            ("existing_only", "Existing patients only"),
-            ("closed", "Not taking new patients"),
+            SelectChoice("accepting", "Accepting new patients"),
+            SelectChoice("waitlist", "Waitlist: new patients wait a while"),
+            SelectChoice("existing_only", "Existing patients only"),
+            SelectChoice("closed", "Not taking new patients"),
         ],
         default="accepting",
     )
