@@ -237,6 +237,13 @@ def test_a_re_send_without_the_form_token_or_while_open_sends_nothing(
     forged = client.get(link[:-3] + "abc")
     assert forged.status_code == 404 and "Pat" not in forged.get_data(as_text=True)
     assert session.scalar(select(func.count()).select_from(ReferralRequest)) == 1
+    # offered, then closed to new patients before the patient chose: not sent
+    closed = session.merge(others[0])
+    closed.capacity_status, closed.accepting_new_patients = "closed", False
+    session.commit()
+    shut = client.get(link)
+    assert shut.status_code == 409 and "stopped taking new patients" in shut.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(ReferralRequest)) == 1
 
 
 def test_sweep_command_takes_now_and_refuses_a_bad_one(app, nina, smtp_server):

@@ -116,6 +116,13 @@ def resend_page(token: str) -> Any:
             "again. Cancel it first if you would rather see someone else.",
             409,
         )
+    if not capacity.of(practitioner).takes_referrals:
+        return message_page(
+            "Your request was not sent",
+            f"{practitioner.name} has stopped taking new patients since we suggested them. "
+            "Please choose another practitioner from your request's page, or search again.",
+            409,
+        )
     form = ActionForm()
     if form.is_submitted():
         if not form.validate():
