@@ -4,6 +4,8 @@ driven with an explicit "now" (nothing sleeps), delivered to a real SMTP server.
 from __future__ import annotations
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pytest
@@ -260,3 +262,30 @@ def test_sweep_command_takes_now_and_refuses_a_bad_one(app, nina, smtp_server):
         args=["referral", "sweep", "--loop", "--passes", "1", "--now", "2026-12-09T00:00:00"]
     )
     assert looped.exit_code == 0 and "expired 1" in looped.output
+
+
+def test_sweeps_running_at_once_remind_and_expire_each_referral_once(
+    app, session, nina, others, smtp_server
+):
+    reminded = [send(app, nina, T0 + timedelta(minutes=n)) for n in range(3)]
+    expiring = [send(app, nina, T0 - timedelta(days=6, minutes=n)) for n in range(3)]
+    maker = app.extensions["referral"].sessionmaker
+    barrier = threading.Barrier(3)
+    at = T0 + timedelta(hours=50)
+
+    def one_sweep(_: int) -> sweep.SweepReport:
+        with app.app_context(), maker() as own:
+            barrier.wait()
+            return sweep.sweep(own, app.config, at)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        reports = list(pool.map(one_sweep, range(3)))
+    assert sum(r.reminded for r in reports) == 3
+    assert sum(r.expired for r in reports) == 3
+    for referral_id in reminded:
+        assert trail(session, referral_id).count(("system", "reminded")) == 1
+    for referral_id in expiring:
+        assert trail(session, referral_id).count(("system", "expired")) == 1
+    subjects = [m.message["Subject"].split(" · ")[0] for m in smtp_server.received]
+    assert subjects.count("A referral request is waiting for you") == 3
+    assert subjects.count("No answer yet: other practitioners near you") == 3
