@@ -23,7 +23,7 @@ from referral.urls import external_url
 #: statuses the patient hears about by email (cancelling is their own act)
 PATIENT_HEARS = frozenset({"accepted", "declined"})
 #: statuses a referring practitioner hears about
-REFERRER_HEARS = frozenset({"viewed", "accepted", "declined", "cancelled", "completed"})
+REFERRER_HEARS = frozenset({"viewed", "accepted", "declined", "cancelled", "completed", "expired"})
 
 
 def practitioner_email(practitioner: Practitioner | None) -> str | None:

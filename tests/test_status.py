@@ -154,3 +154,31 @@ def test_wrong_forged_or_old_status_links_show_nothing(app, client, session, nin
     assert client.get(f"{PREFIX}/referrals/resend/{token}").status_code == 404
     _, other_path = make(app, nina)
     assert other_path != path and client.get(other_path).status_code == 200
+
+
+def test_the_form_remembers_the_modality_searched_by(app, client, session, nina, add_practitioner):
+    from urllib.parse import quote
+
+    pia = add_practitioner(
+        "Pia", (-33.87, 151.21), modalities=("physiotherapy", "remedial-massage")
+    )
+    for back, stored in (
+        ("postcode=2000&modality=physiotherapy", "physiotherapy"),
+        ("postcode=2000&modality=physiotherapy&modality=yoga", None),  # not one modality
+        ("postcode=2000&modality=yoga", None),  # not one Pia practises
+        ("postcode=2000", None),
+    ):
+        html = client.get(f"{PREFIX}/practitioners/{pia.id}").get_data(as_text=True)
+        hidden = dict(
+            re.findall(r'<input[^>]*name="(csrf_token|idempotency_key)"[^>]*value="([^"]*)"', html)
+        )
+        sent = client.post(
+            f"{PREFIX}/practitioners/{pia.id}/referrals?back={quote(back)}",
+            data={**hidden, "patient_name": "Pat", "email": "pat@example.com", "consent": "y"},
+        )
+        assert sent.status_code == 303
+        session.expire_all()
+        newest = session.scalars(
+            select(ReferralRequest).order_by(ReferralRequest.created_at.desc())
+        ).first()
+        assert newest.searched_modality == stored, back

@@ -289,3 +289,22 @@ def test_sweeps_running_at_once_remind_and_expire_each_referral_once(
     subjects = [m.message["Subject"].split(" · ")[0] for m in smtp_server.received]
     assert subjects.count("A referral request is waiting for you") == 3
     assert subjects.count("No answer yet: other practitioners near you") == 3
+
+
+def test_the_referring_practitioner_hears_of_the_expiry_without_health_details(
+    app, session, nina, add_practitioner, smtp_server
+):
+    pete = add_practitioner("Pete Physio", (-33.9, 151.2), email="pete@clinic.example")
+    with app.app_context():
+        s = get_session()
+        data = ReferralData(
+            patient_name="Pat Patient",
+            email="pat@example.com",
+            message=SECRET,
+            consent_version="2026-11",
+        )
+        create_referral(s, s.merge(nina), data, referrer=s.merge(pete), now=T0)
+    run(app, T0 + timedelta(days=6))
+    [_sent, expired] = smtp_server.to("pete@clinic.example")
+    assert "is now expired" in expired.message["Subject"]
+    assert SECRET not in expired.text and "Pat" not in expired.text

@@ -61,3 +61,37 @@ def test_waitlist_notice_and_an_accepted_request_s_page_on_a_phone(
         book.get_attribute("href"),
     )
     audit(page, "request-status-accepted")
+
+
+def test_an_expired_request_s_page_offers_alternatives_on_a_phone(
+    page, demo_site, test_apps, add_practitioner, smtp_server, audit
+):
+    nina = add_practitioner("Nina Near", (-33.8700, 151.2100), conditions=("low-back-pain",))
+    for n, name in enumerate(("Ada Alt", "Ben Alt", "Cai Alt", "Dee Alt"), 1):
+        add_practitioner(name, (-33.87 - n * 0.01, 151.21), conditions=("low-back-pain",))
+    site = demo_site(**smtp_server.config)
+    app = test_apps[-1]
+    with app.test_request_context("/"):
+        s = get_session()
+        p = s.merge(nina)
+        data = ReferralData(
+            patient_name="Pat Patient",
+            email="pat@example.com",
+            postcode="2000",
+            condition_id=p.conditions[0].id,
+            consent_version="v",
+        )
+        referral, _ = create_referral(s, p, data)
+        transition(s, referral, "expired", "system")
+        s.commit()
+        path = f"{PREFIX}/referrals/status/{status_token(referral)}"
+    page.set_viewport_size(PHONE)
+    page.goto(site.url(path))
+    assert "Closed without an answer" in page.get_by_role("status").inner_text()
+    offers = page.locator(".referral-alternatives > li")
+    assert offers.count() == 3
+    assert "Dee Alt" not in page.locator(".referral-alternatives").inner_text()
+    page.get_by_role("link", name="Send my request to Ada Alt").click()
+    page.get_by_role("heading", level=1, name="Send your request to Ada Alt?").wait_for()
+    page.go_back()
+    audit(page, "request-status-expired")
