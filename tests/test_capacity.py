@@ -193,3 +193,29 @@ def test_booking_links_are_prefilled_only_where_the_provider_documents_how():
         assert booking.booking_link(p, "Pat", "pat@example.com") == plain
     p.booking_url = None
     assert booking.booking_link(p, "Pat", "pat@example.com") is None
+
+
+def test_the_migration_makes_listings_not_accepting_existing_patients_only(tmp_path):
+    from sqlalchemy import text
+
+    from referral import migrate
+    from referral.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path}/old.db")
+    migrate.upgrade(engine, "0007")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO referral_practitioner (name, bio, languages, accepting_new_patients,"
+                " telehealth, home_visits, status, created_at, updated_at) VALUES"
+                " ('Open', '', '[]', 1, 0, 0, 'active', '2026-01-01', '2026-01-01'),"
+                " ('Shut', '', '[]', 0, 0, 0, 'active', '2026-01-01', '2026-01-01')"
+            )
+        )
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT name, capacity_status FROM referral_practitioner ORDER BY name")
+        ).all()
+    assert [tuple(r) for r in rows] == [("Open", "accepting"), ("Shut", "existing_only")]
+    engine.dispose()
