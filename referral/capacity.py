@@ -102,11 +102,17 @@ def of(record: Any) -> Capacity:
     confirmed = getattr(record, "capacity_confirmed_at", None)
     if isinstance(confirmed, str):  # a search card read by the raw SQLite driver
         confirmed = datetime.fromisoformat(confirmed)
-    updated = confirmed.date() if isinstance(confirmed, datetime) else None
+    updated = local_date(confirmed) if isinstance(confirmed, datetime) else None
     if status == "accepting" and not accepting_now:
         return Capacity("waitlist", None, updated, full=True)
     weeks = getattr(record, "waitlist_weeks", None) if status == "waitlist" else None
     return Capacity(status, weeks, updated)
+
+
+def local_date(moment: datetime) -> date:
+    """The date a stored (naive UTC) time falls on in ``REFERRAL_TIMEZONE``."""
+    zone = wording.zone(current_app.config["REFERRAL_TIMEZONE"])
+    return moment.replace(tzinfo=UTC).astimezone(zone).date()
 
 
 def check_takes_referrals(practitioner: Practitioner) -> None:

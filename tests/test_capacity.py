@@ -32,6 +32,8 @@ def test_weeks_start_on_monday_midnight_in_the_site_time_zone(ctx):
     assert capacity.week_start(datetime(2026, 12, 6, 12, 59)) == datetime(2026, 11, 29, 13, 0)
     assert capacity.week_start(WEEK_TURNS) == WEEK_TURNS
     assert capacity.next_week_start(datetime(2026, 12, 2, 3, 0)) == WEEK_TURNS
+    # "last confirmed" is the date in Sydney: 14:00 UTC on the 1st is 1 am on the 2nd there
+    assert capacity.local_date(datetime(2026, 12, 1, 14, 0)).isoformat() == "2026-12-02"
 
 
 def test_the_weekly_cap_shows_a_waitlist_until_the_week_turns(ctx, session, add_practitioner):
@@ -139,7 +141,9 @@ def test_editor_checks_refuse_bad_capacity_and_change_nothing(
     assert (p.capacity_status, p.booking_url, p.weekly_referral_cap) == ("accepting", None, None)
 
 
-def test_saving_confirms_the_capacity_and_keeps_accepting_in_step(ctx, session, add_practitioner):
+def test_saving_confirms_the_capacity_and_keeps_accepting_in_step(
+    ctx, session, add_practitioner, client
+):
     p = add_practitioner("Nina", (-33.87, 151.21))
     profile = {
         "name": "Nina",
@@ -152,7 +156,11 @@ def test_saving_confirms_the_capacity_and_keeps_accepting_in_step(ctx, session, 
     session.refresh(p)
     assert (p.capacity_status, p.waitlist_weeks, p.weekly_referral_cap) == ("waitlist", 6, 10)
     assert p.accepting_new_patients is False and p.capacity_confirmed_at is not None
-    assert capacity.of(p).document()["updated"] == p.capacity_confirmed_at.date().isoformat()
+    confirmed = capacity.local_date(p.capacity_confirmed_at)
+    assert capacity.of(p).document()["updated"] == confirmed.isoformat()
+    html = client.get(f"{PREFIX}/practitioners/{p.id}").get_data(as_text=True)
+    assert f"Last confirmed by the practitioner on {confirmed.day} {confirmed:%b %Y}." in html
+    assert "Usual wait: about 6 weeks." in html
     listings.update_profile(session, p, {**profile, "capacity_status": "accepting"}, "AU")
     assert p.accepting_new_patients is True and p.waitlist_weeks is None
 
