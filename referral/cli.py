@@ -130,6 +130,52 @@ def send_outbox_command(
         click.echo("Stopped.")
 
 
+@referral_cli.command("sweep")
+@click.option(
+    "--now",
+    "at",
+    default=None,
+    help="Run as if it were this time (ISO 8601; UTC unless it names an offset).",
+)
+@click.option("--loop", is_flag=True, help="Keep running, every --interval seconds.")
+@click.option("--interval", default=300.0, show_default=True, help="Seconds between passes.")
+@click.option("--passes", type=int, default=None, hidden=True)
+@with_appcontext
+def sweep_command(at: str | None, loop: bool, interval: float, passes: int | None) -> None:
+    """Remind practitioners of unopened referrals, expire unanswered ones (offering the
+    patient others) and bring weekly caps in step. Running it twice sends nothing twice."""
+    from datetime import UTC, datetime
+
+    from referral import sweep
+    from referral.models import utcnow
+
+    fixed = None
+    if at is not None:
+        try:
+            fixed = datetime.fromisoformat(at)
+        except ValueError:
+            raise click.BadParameter(
+                f"{at!r} is not an ISO 8601 time such as 2026-12-02T09:00:00+11:00.",
+                param_hint="--now",
+            ) from None
+        if fixed.tzinfo is not None:
+            fixed = fixed.astimezone(UTC).replace(tzinfo=None)
+    session = get_session()
+    config = current_app.config
+
+    def run() -> sweep.SweepReport:
+        return sweep.sweep(session, config, fixed or utcnow())
+
+    if not loop:
+        click.echo(f"{run()}.")
+        return
+    click.echo(f"Sweeping every {interval:g}s; Ctrl+C stops.")
+    try:
+        sweep.run_loop(run, interval=interval, passes=passes, echo=click.echo)
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
+
+
 @referral_cli.command("purge")
 @click.option(
     "--older-than",

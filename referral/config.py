@@ -224,6 +224,21 @@ SETTINGS: dict[str, Setting] = {
     "CANCEL_LINK_MAX_AGE_DAYS": Setting(
         90, "How long the cancel link in a patient's acknowledgement email stays valid."
     ),
+    "STATUS_LINK_MAX_AGE_DAYS": Setting(
+        180,
+        "How long the link to a request's status page (in the patient's emails) and the "
+        "one-step re-send links offered there stay valid.",
+    ),
+    "REMIND_AFTER_HOURS": Setting(
+        48,
+        "Hours a referral may stay unopened before `flask referral sweep` reminds the "
+        "practitioner (once, by email, without health details).",
+    ),
+    "EXPIRE_AFTER_DAYS": Setting(
+        5,
+        "Days a referral may stay unanswered before `flask referral sweep` expires it and "
+        "offers the patient the three nearest practitioners accepting new patients.",
+    ),
     "MAIL_FROM": Setting(
         None,
         "Sender of every email (`Name <addr>` allowed). Default: the site's name at "

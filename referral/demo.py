@@ -17,6 +17,7 @@ from referral.models import (
     Postcode,
     Practitioner,
     PractitionerFund,
+    utcnow,
 )
 
 #: city -> the postcode of its centre; practitioners spread over postcodes within SPREAD_KM
@@ -105,6 +106,12 @@ def seed_demo(session: Session, *, practitioners: int = 360, seed: int = 7) -> i
             membership_number=member,
             languages=langs,
             accepting_new_patients=accepting,
+            # those not accepting show each capacity in turn (no extra draw: same directory)
+            capacity_status="accepting"
+            if accepting
+            else ("waitlist", "existing_only", "closed")[n % 3],
+            waitlist_weeks=None if accepting or n % 3 else 2 + n % 5,
+            capacity_confirmed_at=utcnow(),
             home_visits=home,
             telehealth=primary in ("physiotherapy", "yoga") and rng.random() < 0.4,
             status="active",

@@ -262,7 +262,32 @@ class ListingForm(FlaskForm):
     accreditation_body = StringField("Accreditation body", [Optional(), Length(max=200)])
     membership_number = StringField("Membership number", [Optional(), Length(max=80)])
     languages = StringField("Languages (separated by commas)", [Optional(), Length(max=400)])
-    accepting_new_patients = BooleanField("Accepting new patients")
+    capacity_status = SelectField(
+        "New patients",
+        choices=[
+            SelectChoice("accepting", "Accepting new patients"),
+            SelectChoice("waitlist", "Waitlist: new patients wait a while"),
+            SelectChoice("existing_only", "Existing patients only"),
+            SelectChoice("closed", "Not taking new patients"),
+        ],
+        default="accepting",
+    )
+    waitlist_weeks = StringField(
+        "Usual wait for a waitlist, in weeks",
+        [Optional(), Length(max=4)],
+        render_kw={"inputmode": "numeric"},
+    )
+    weekly_referral_cap = StringField(
+        "Most new referrals you take a week (optional; when reached, your listing shows "
+        "a waitlist until Monday)",
+        [Optional(), Length(max=4)],
+        render_kw={"inputmode": "numeric"},
+    )
+    booking_url = StringField(
+        "Online booking page (https://, e.g. Cliniko, Halaxy or Cal.com)",
+        [Optional(), Length(max=500)],
+        render_kw={"inputmode": "url"},
+    )
     telehealth = BooleanField("Telehealth sessions")
     home_visits = BooleanField("Home visits")
 

@@ -17,7 +17,7 @@ import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from referral import moderation
+from referral import capacity, moderation
 from referral.errors import InvalidInput
 from referral.geo import LocationNotFound
 from referral.geo.geocode import locate
@@ -138,7 +138,8 @@ def update_profile(
     """Apply the profile form; returns whether the listing went back for checking.
 
     ``data`` holds the form's fields, ``modalities``/``conditions`` as slug lists and
-    ``funds`` as ``{fund slug: provider number or None}``.
+    ``funds`` as ``{fund slug: provider number or None}``; the capacity and booking page
+    fields are :func:`referral.capacity.check_settings`'s.
     """
     name = _clean(check_name(data.get("name")), 200)
     if not name:
@@ -154,6 +155,7 @@ def update_profile(
     website = check_website(_clean(data.get("website"), 500))
     phone = check_phone(_clean(data.get("phone"), 40), country)
     languages = parse_languages(data.get("languages"))
+    capacity_settings = capacity.check_settings(data)
 
     credentials = {
         f: _clean(data.get(f), 200 if f == "accreditation_body" else 80) for f in CREDENTIAL_FIELDS
@@ -167,7 +169,7 @@ def update_profile(
     practitioner.phone = phone
     practitioner.website = website
     practitioner.languages = languages
-    practitioner.accepting_new_patients = bool(data.get("accepting_new_patients"))
+    capacity.apply_settings(session, practitioner, capacity_settings)
     practitioner.telehealth = bool(data.get("telehealth"))
     practitioner.home_visits = bool(data.get("home_visits"))
     practitioner.modalities = modalities

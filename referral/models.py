@@ -177,7 +177,17 @@ class Practitioner(Base):
     accreditation_body: Mapped[str | None] = mapped_column(String(200))
     membership_number: Mapped[str | None] = mapped_column(String(80))
     languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: the search's "accepting now": kept in step with the capacity below (and the weekly cap)
+    #: by :mod:`referral.capacity`
     accepting_new_patients: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: what the listing says of new patients (``referral.capacity.STATUSES``), the usual wait
+    #: of a waitlist, when the practitioner last confirmed it, and an optional weekly cap
+    capacity_status: Mapped[str] = mapped_column(String(20), default="accepting")
+    waitlist_weeks: Mapped[int | None] = mapped_column(Integer)
+    capacity_confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    weekly_referral_cap: Mapped[int | None] = mapped_column(Integer)
+    #: an https booking page (Cliniko, Halaxy, Cal.com, ...) offered once a referral is accepted
+    booking_url: Mapped[str | None] = mapped_column(String(500))
     telehealth: Mapped[bool] = mapped_column(Boolean, default=False)
     home_visits: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(20), default="draft", index=True)
@@ -294,6 +304,10 @@ class ReferralRequest(Base):
     #: what the patient is told of a decline (``referrals.DECLINE_CATEGORIES``)
     decline_category: Mapped[str | None] = mapped_column(String(40))
     idempotency_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    #: when the practitioner was reminded of it unopened (``referral.sweep``: once)
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: the modality slug the patient searched by, if they did (alternatives match it)
+    searched_modality: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 

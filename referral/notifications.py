@@ -23,7 +23,7 @@ from referral.urls import external_url
 #: statuses the patient hears about by email (cancelling is their own act)
 PATIENT_HEARS = frozenset({"accepted", "declined"})
 #: statuses a referring practitioner hears about
-REFERRER_HEARS = frozenset({"viewed", "accepted", "declined", "cancelled", "completed"})
+REFERRER_HEARS = frozenset({"viewed", "accepted", "declined", "cancelled", "completed", "expired"})
 
 
 def practitioner_email(practitioner: Practitioner | None) -> str | None:
@@ -59,7 +59,7 @@ def referral_created(session: Session, referral: ReferralRequest) -> list[Outbox
                 referral.email,
                 f"We have received your request · {site}",
                 "acknowledgement",
-                {**context, "cancel_url": cancel_url},
+                {**context, **_patient_links(referral), "cancel_url": cancel_url},
             )
         )
     referrer_to = practitioner_email(referral.referrer)
@@ -93,7 +93,7 @@ def status_changed(
                 referral.email,
                 f"An answer to your request · {site}",
                 f"patient_{new}",
-                context,
+                {**context, **_patient_links(referral)},
             )
         )
     if new == "cancelled":
@@ -189,4 +189,66 @@ def _webhook(session: Session, referral: ReferralRequest, event: str, extra: dic
             **extra,
         },
         referral_id=referral.id,
+    )
+
+
+# --- follow-up: the patient's own links, reminders and expiry (referral.sweep) ----------
+
+
+def _patient_links(referral: ReferralRequest) -> dict[str, str | None]:
+    """The patient's status page and, once accepted, "Book a time"."""
+    from referral.status import booking_link, status_token
+
+    return {
+        "status_url": external_url("referral.request_status", token=status_token(referral)),
+        "booking_url": booking_link(referral),
+    }
+
+
+def reminder(session: Session, referral: ReferralRequest) -> OutboxMessage | None:
+    """Queue the practitioner's one reminder of a request they have not opened: the
+    inbox link and the reference, nothing of the patient or their health."""
+    to = practitioner_email(referral.practitioner)
+    if not to:
+        return None
+    site = current_app.config["REFERRAL_SITE_NAME"]
+    return _queue(
+        session,
+        referral,
+        to,
+        f"A referral request is waiting for you · {site}",
+        "practitioner_reminder",
+        _context(referral),
+    )
+
+
+def referral_expired(
+    session: Session, referral: ReferralRequest, offered: list[Any]
+) -> OutboxMessage:
+    """Queue the patient's notice that nobody answered, with the practitioners offered
+    instead (``referral.status.Alternative``), each with a one-step re-send link."""
+    from referral.status import resend_token
+
+    site = current_app.config["REFERRAL_SITE_NAME"]
+    choices = [
+        {
+            "name": a.name,
+            "modalities": a.modalities,
+            "suburb": a.suburb,
+            "distance_km": a.distance_km,
+            "link": external_url(
+                "referral.resend", token=resend_token(referral, a.practitioner_id)
+            ),
+        }
+        for a in offered
+    ]
+    return queue_template(
+        session,
+        to=referral.email,
+        subject=f"No answer yet: other practitioners near you · {site}",
+        template="patient_expired",
+        referral_id=referral.id,
+        **{**_context(referral), **_patient_links(referral)},
+        alternatives=choices,
+        **{f"resend_{n}_url": c["link"] for n, c in enumerate(choices, 1)},
     )

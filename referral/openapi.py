@@ -175,6 +175,7 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
             "modalities": {"type": "array", "items": {"type": "string"}},
             "conditions": {"type": "array", "items": {"type": "string"}},
             "accepting_new_patients": {"type": "boolean"},
+            "capacity": _ref("Capacity"),
             "home_visits": {"type": "boolean"},
             "telehealth": {"type": "boolean"},
             "distance_km": {
@@ -201,7 +202,11 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
             "conditions": {"type": "array", "items": {"type": "string"}},
             "funds": {"type": "array", "items": {"type": "string"}},
             "languages": {"type": "array", "items": {"type": "string"}},
-            "accepting_new_patients": {"type": "boolean"},
+            "accepting_new_patients": {
+                "type": "boolean",
+                "description": "Accepting new patients now: what the `accepting` filter means.",
+            },
+            "capacity": _ref("Capacity"),
             "home_visits": {"type": "boolean"},
             "telehealth": {"type": "boolean"},
             "accreditation_body": nullable_str,
@@ -210,6 +215,28 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
             "website": nullable_str,
             "locations": {"type": "array", "items": _ref("Location")},
             "url": {"type": "string", "format": "uri"},
+        },
+    }
+    capacity = {
+        "type": "object",
+        "description": "What the listing says of new patients, as it stands now.",
+        "required": ["status", "waitlist_weeks", "updated"],
+        "properties": {
+            "status": {
+                "type": "string",
+                "enum": ["accepting", "waitlist", "existing_only", "closed"],
+                "description": "`waitlist` also when the practitioner's weekly number of new "
+                "referrals is reached (until the week turns, Monday in the site's time zone).",
+            },
+            "waitlist_weeks": {
+                "type": ["integer", "null"],
+                "description": "The usual wait in weeks, for a waitlist the practitioner set.",
+            },
+            "updated": {
+                "type": ["string", "null"],
+                "format": "date",
+                "description": "When the practitioner last confirmed it.",
+            },
         },
     }
     search_response = {
@@ -499,6 +526,7 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
                 "Error": error,
                 "Term": term,
                 "Location": location,
+                "Capacity": capacity,
                 "PractitionerSummary": summary,
                 "Practitioner": detail,
                 "SearchResponse": search_response,

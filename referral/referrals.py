@@ -18,7 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from referral import notifications
+from referral import capacity, notifications
 from referral.errors import InvalidInput
 from referral.models import (
     OutboxMessage,
@@ -29,14 +29,16 @@ from referral.models import (
     utcnow,
 )
 
-#: status -> the statuses that may follow it. Declined, cancelled and completed are final.
+#: status -> the statuses that may follow it. Declined, cancelled, completed and expired
+#: (unanswered for ``REFERRAL_EXPIRE_AFTER_DAYS``, see :mod:`referral.sweep`) are final.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "sent": frozenset({"viewed", "accepted", "declined", "cancelled"}),
-    "viewed": frozenset({"accepted", "declined", "cancelled"}),
+    "sent": frozenset({"viewed", "accepted", "declined", "cancelled", "expired"}),
+    "viewed": frozenset({"accepted", "declined", "cancelled", "expired"}),
     "accepted": frozenset({"completed", "cancelled"}),
     "declined": frozenset(),
     "cancelled": frozenset(),
     "completed": frozenset(),
+    "expired": frozenset(),
 }
 STATUSES = tuple(TRANSITIONS)
 #: why a practitioner declines, as the patient is told it (the practitioner's own note is
@@ -78,6 +80,8 @@ class ReferralData:
     message: str = ""
     urgency: str = "routine"
     idempotency_key: str | None = None
+    #: the modality the patient searched by, when the form came from a search
+    searched_modality: str | None = None
 
 
 def practitioner_actor(practitioner: Practitioner) -> str:
@@ -89,6 +93,8 @@ def admin_actor(user: Any) -> str:
 
 
 PATIENT_ACTOR = "patient"
+#: the scheduled follow-up (``flask referral sweep``)
+SYSTEM_ACTOR = "system"
 
 
 def create_referral(
@@ -103,6 +109,8 @@ def create_referral(
 
     Returns ``(referral, created)``; a repeated idempotency key returns the first
     referral and ``created=False`` (a double submit, or a browser resending the form).
+    A listing taking no new patients refuses it (:func:`referral.capacity.check_takes_referrals`);
+    the weekly cap is brought in step in the same commit.
     """
     if referrer is not None and referrer.id == practitioner.id:
         raise InvalidInput("self_referral", "You cannot refer a patient to yourself.")
@@ -110,6 +118,7 @@ def create_referral(
         earlier = _by_key(session, data.idempotency_key, practitioner)
         if earlier is not None:
             return earlier, False
+    capacity.check_takes_referrals(practitioner)
     now = now or utcnow()
     referral = ReferralRequest(
         id=new_token(),
@@ -126,6 +135,7 @@ def create_referral(
         consent_at=now,
         status="sent",
         idempotency_key=data.idempotency_key or None,
+        searched_modality=data.searched_modality,
         created_at=now,
         updated_at=now,
     )
@@ -137,6 +147,7 @@ def create_referral(
         session.flush()  # the row first: events and outbox rows point at it
         session.add(ReferralEvent(referral_id=referral.id, actor=actor, action="created"))
         notifications.referral_created(session, referral)
+        capacity.refresh(session, practitioner, now)
         session.commit()
     except IntegrityError:
         # a concurrent request with the same idempotency key won the race

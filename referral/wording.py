@@ -19,6 +19,7 @@ STATUS_WORDS = {
     "declined": "Declined",
     "cancelled": "Cancelled",
     "completed": "Completed",
+    "expired": "Expired (no answer)",
 }
 #: what an event's action says, after who did it
 ACTION_WORDS = {
@@ -30,6 +31,10 @@ ACTION_WORDS = {
     "cancelled": "cancelled it",
     "completed": "marked it completed",
     "exported": "downloaded it",
+    "reminded": "reminded the practitioner",
+    "expired": "closed it unanswered",
+    "alternatives_offered": "offered the patient other practitioners",
+    "resent": "sent it on to another practitioner",
 }
 
 
@@ -86,6 +91,8 @@ def actor_words(actor: str, names: dict[int, str] | None = None) -> str:
         return "The patient"
     if kind == "admin":
         return "An admin"
+    if kind == "system":
+        return "The service"
     if kind == "practitioner" and key.isdigit() and names and int(key) in names:
         return names[int(key)]
     return "A practitioner"

@@ -34,6 +34,10 @@ PUBLIC = {
     "referral.cancel",
     # the confirmation after sending: a practitioner's name and the reference, by signed token
     "referral.referral_sent",
+    # the patient's status page and the re-send of a declined or expired request, by signed
+    # token (tests/test_status.py, tests/test_sweep.py)
+    "referral.request_status",
+    "referral.resend",
     # the public JSON API: active listings and taxonomies only
     "referral.api.practitioners",
     "referral.api.practitioner",

@@ -106,10 +106,12 @@ def test_typed_text_is_never_a_link_in_an_email(ctx, session, add_practitioner):
     messages = {m.recipient: m for m in session.scalars(select(OutboxMessage))}
     ack = messages["stranger@example.com"]
     [cancel_url] = re.findall(r"http://localhost/\S+/referrals/cancel/\S+", ack.body_text)
+    [status_url] = re.findall(r"http://localhost/\S+/referrals/status/\S+", ack.body_text)
     listing_url = f"http://localhost/find-a-therapist/practitioners/{nina.id}"
-    # exactly the links the plugin made: the listing and the cancel link
+    # exactly the links the plugin made: the listing, the status page and the cancel link
     assert re.findall(r"<a [^>]*>", ack.body_html) == [
         f'<a href="{listing_url}">',
+        f'<a href="{status_url}">',
         f'<a href="{cancel_url}">',
     ]
     assert "https://evil.example/b now" in ack.body_html

@@ -61,7 +61,8 @@ def _card_columns(dialect: str, location: str) -> str:
         " p.business_name, p.languages,"
         f" (SELECT {terms} FROM referral_practitioner_fund AS pf"
         "  JOIN referral_health_fund AS t ON t.id = pf.fund_id"
-        "  WHERE pf.practitioner_id = p.id)"
+        "  WHERE pf.practitioner_id = p.id),"
+        " p.capacity_status, p.waitlist_weeks, p.capacity_confirmed_at"
     )
 
 
@@ -84,6 +85,7 @@ def _hits(ranked: Ranked, cards: Cards) -> list[Hit]:
             row[16],
             _names(row[17]),
             _terms(row[18]),
+            *row[19:22],
         )
         hits.append(Hit(practitioner, location, distance))
     return hits

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from referral.errors import InvalidInput
@@ -61,6 +62,10 @@ class PractitionerSummary:
     languages: tuple[str, ...] = ()
     #: the health funds the practitioner is registered with
     funds: tuple[Term, ...] = ()
+    #: what the listing says of new patients (see :func:`referral.capacity.of`)
+    capacity_status: str = "accepting"
+    waitlist_weeks: int | None = None
+    capacity_confirmed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,9 +52,11 @@ def make_blueprint(state: Any = None) -> Blueprint:
         public,
         referrals,
     )
+    from referral.views import status as request_status
 
     public.register(bp)
     referrals.register(bp, state.limiter if state is not None else None)
+    request_status.register(bp)
     inbox.register(bp)
     if state is not None and state.builtin_accounts:
         accounts.register(bp, state.limiter)

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from referral import openapi
+from referral import capacity, openapi
 from referral.db import read_session
 from referral.errors import InvalidInput
 from referral.geo.postcodes import suggest
@@ -168,6 +168,7 @@ def _summary(hit: Hit, page_url: Callable[[int], str]) -> dict[str, Any]:
         "modalities": [m.slug for m in p.modalities],
         "conditions": [c.slug for c in p.conditions],
         "accepting_new_patients": p.accepting_new_patients,
+        "capacity": capacity.of(p).document(),
         "home_visits": p.home_visits,
         "telehealth": p.telehealth,
         "distance_km": round(hit.distance_km, 3),
@@ -187,6 +188,7 @@ def practitioner_document(p: Practitioner) -> dict[str, Any]:
         "funds": [f.fund.slug for f in p.funds],
         "languages": list(p.languages or []),
         "accepting_new_patients": p.accepting_new_patients,
+        "capacity": capacity.of(p).document(),
         "home_visits": p.home_visits,
         "telehealth": p.telehealth,
         "accreditation_body": p.accreditation_body,

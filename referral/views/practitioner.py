@@ -30,6 +30,11 @@ FIELD_FOR_CODE = {
     "missing_location": "postcode",
     "location_not_found": "postcode",
     "invalid_radius": "home_visit_radius_km",
+    "invalid_capacity": "capacity_status",
+    "missing_waitlist_weeks": "waitlist_weeks",
+    "invalid_waitlist_weeks": "waitlist_weeks",
+    "invalid_weekly_cap": "weekly_referral_cap",
+    "invalid_booking_url": "booking_url",
 }
 
 

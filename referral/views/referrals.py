@@ -34,6 +34,7 @@ from referral.referrals import (
     transition,
 )
 from referral.signals import referral_created, referral_status_changed
+from referral.status import searched_modality
 
 
 def register(bp: Blueprint, limiter: Limiter | None = None) -> None:
@@ -137,6 +138,7 @@ def refer(practitioner_id: int) -> Any:
         message=form.message.data or "",
         consent_version=current_app.config["REFERRAL_CONSENT_VERSION"],
         idempotency_key=form.idempotency_key.data or None,
+        searched_modality=searched_modality(request.args.get("back"), practitioner),
     )
     try:
         referral, created = create_referral(session, practitioner, data, referrer=referrer)
