@@ -1,0 +1,49 @@
+"""Refer-on links and outcomes
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-02 01:00:00
+
+``referral_request.referred_from_id``: the referral a practitioner referred this one on
+from (``referral.referon``); ``referrer_note``: their note to the new practitioner;
+``outcome`` and ``outcome_note``: what came of a referral, set on completing or referring
+on, which its referrer reads on their sent referrals page.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("referral_request") as batch:
+        batch.add_column(sa.Column("referred_from_id", sa.String(32), nullable=True))
+        batch.add_column(sa.Column("referrer_note", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("outcome", sa.String(20), nullable=True))
+        batch.add_column(sa.Column("outcome_note", sa.Text(), nullable=True))
+        batch.create_foreign_key(
+            "fk_referral_request_referred_from_id_referral_request",
+            "referral_request",
+            ["referred_from_id"],
+            ["id"],
+            ondelete="SET NULL",
+        )
+        batch.create_index("ix_referral_request_referred_from_id", ["referred_from_id"])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("referral_request") as batch:
+        batch.drop_index("ix_referral_request_referred_from_id")
+        batch.drop_constraint(
+            "fk_referral_request_referred_from_id_referral_request", type_="foreignkey"
+        )
+        batch.drop_column("outcome_note")
+        batch.drop_column("outcome")
+        batch.drop_column("referrer_note")
+        batch.drop_column("referred_from_id")
