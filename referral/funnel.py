@@ -4,14 +4,16 @@ patients wait for an answer. Counts only: nothing here reads a patient's details
 A referral counts in the window it was *sent* in (``created_at`` within the last ``days``):
 
 - **sent**: every referral;
-- **viewed**: the practitioner opened or answered it (a ``viewed``, ``accepted``,
-  ``declined``, ``completed`` or ``referred_on`` event: accepting straight from the email's
-  link skips "viewed", but the referral was read);
-- **accepted**: it was accepted at some point (an ``accepted`` event), whatever came after;
+- **viewed**: the practitioner opened or answered it (``viewed_at``: accepting straight
+  from the email's link skips "viewed", but the referral was read);
+- **accepted**: it was accepted at some point (``accepted_at``), whatever came after;
 - **completed**, **declined**, **expired**: its status now (``expired`` is 0 where the
   lifecycle has no such status);
 - **median first response**: from sending to the practitioner's first answer (accept,
-  decline or refer on), over the referrals answered.
+  decline or refer on: ``answered_at``), over the referrals answered.
+
+The milestones are columns of the referral (``referrals.MILESTONES``, stamped by
+``referrals.transition``), so the funnel reads one table and never the event trail.
 
 By modality, a referral counts under each modality of its practitioner; by region, under
 the state of the practitioner's first location. Everything is aggregated in SQL (the same
@@ -33,7 +35,9 @@ from sqlalchemy import (
     case,
     func,
     literal,
+    literal_column,
     select,
+    union_all,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -43,7 +47,6 @@ from sqlalchemy.types import Float
 from referral.models import (
     Location,
     Modality,
-    ReferralEvent,
     ReferralRequest,
     practitioner_modality,
     utcnow,
@@ -52,9 +55,8 @@ from referral.models import (
 STAGES = ("sent", "viewed", "accepted", "completed", "declined", "expired")
 WINDOWS = (30, 90)
 GROUPINGS = ("all", "modality", "region")
-VIEWED_ACTIONS = ("viewed", "accepted", "declined", "completed", "referred_on")
-ANSWER_ACTIONS = ("accepted", "declined", "referred_on")
 UNKNOWN = "Not given"
+ALL = "All"
 
 
 @dataclass(frozen=True)
@@ -88,15 +90,56 @@ class Report:
     by_region: list[FunnelRow]
 
 
+def reports(
+    session: Session, windows: Sequence[int] = WINDOWS, *, now: datetime | None = None
+) -> list[Report]:
+    """The funnel for each window (days back from ``now``), overall and by each grouping.
+
+    Two statements whatever the windows: one for the counts, one for the medians, each
+    reading the widest window's referrals once (a materialized CTE) and grouping them
+    every way with ``UNION ALL``; the narrower windows are conditional sums within it.
+    """
+    now = now or utcnow()
+    sinces = {days: now - timedelta(days=days) for days in windows}
+    per = _per_referral(min(sinces.values())).cte("per_referral").prefix_with("MATERIALIZED")
+    counts: dict[tuple[int, str], list[tuple[Any, dict[str, int]]]] = {
+        (days, by): [] for days in sinces for by in GROUPINGS
+    }
+    for row in session.execute(_counts(per, sinces)).mappings():
+        for days in sinces:
+            stage_counts = {stage: int(row[f"{stage}_{days}"] or 0) for stage in STAGES}
+            if stage_counts["sent"]:
+                counts[(days, row["kind"])].append((row["grp"], stage_counts))
+    medians = {
+        (int(days), kind, grp): float(value)
+        for days, kind, grp, value in session.execute(_medians(per, sinces))
+    }
+
+    def rows(days: int, by: str) -> list[FunnelRow]:
+        found = [
+            FunnelRow(
+                group=UNKNOWN if grp is None else str(grp),
+                median_response_s=medians.get((days, by, grp)),
+                **stage_counts,
+            )
+            for grp, stage_counts in counts[(days, by)]
+        ]
+        return sorted(found, key=lambda r: (-r.sent, r.group))
+
+    return [
+        Report(
+            days=days,
+            total=(rows(days, "all") or [_empty(ALL)])[0],
+            by_modality=rows(days, "modality"),
+            by_region=rows(days, "region"),
+        )
+        for days in sinces
+    ]
+
+
 def report(session: Session, days: int, *, now: datetime | None = None) -> Report:
     """The funnel of referrals sent in the last ``days`` days."""
-    [total] = funnel(session, days, "all", now=now) or [_empty("All")]
-    return Report(
-        days=days,
-        total=total,
-        by_modality=funnel(session, days, "modality", now=now),
-        by_region=funnel(session, days, "region", now=now),
-    )
+    return reports(session, (days,), now=now)[0]
 
 
 def funnel(
@@ -106,70 +149,49 @@ def funnel(
     groups with nothing sent are left out."""
     if by not in GROUPINGS:
         raise ValueError(f"by must be one of {GROUPINGS}, not {by!r}")
-    since = (now or utcnow()) - timedelta(days=days)
-    per_referral = _per_referral(since).subquery("per_referral")
-    group = _group_column(by, per_referral)
-    counts = _grouped(
-        select(
-            group.label("grp"),
-            func.count().label("sent"),
-            func.coalesce(func.sum(per_referral.c.viewed), 0).label("viewed"),
-            func.coalesce(func.sum(per_referral.c.accepted), 0).label("accepted"),
-            *(
-                func.coalesce(func.sum(case((per_referral.c.status == s, 1), else_=0)), 0).label(s)
-                for s in ("completed", "declined", "expired")
-            ),
-        ),
-        by,
-        per_referral,
-    ).group_by(group)
-    medians = _medians(session, by, per_referral)
-    rows = [
-        FunnelRow(
-            group=row.grp if row.grp is not None else UNKNOWN,
-            sent=int(row.sent),
-            viewed=int(row.viewed),
-            accepted=int(row.accepted),
-            completed=int(row.completed),
-            declined=int(row.declined),
-            expired=int(row.expired),
-            median_response_s=medians.get(row.grp),
-        )
-        for row in session.execute(counts)
-    ]
-    return sorted(rows, key=lambda r: (-r.sent, r.group))
+    found = report(session, days, now=now)
+    if by == "all":
+        return [found.total] if found.total.sent else []
+    return found.by_modality if by == "modality" else found.by_region
+
+
+def _counts(per: Any, sinces: dict[int, datetime]) -> Any:
+    """Each grouping's counts per stage and window, one ``UNION ALL`` branch a grouping."""
+    branches = []
+    for by in GROUPINGS:
+        group = _group_column(by)
+        columns = [literal_column(f"'{by}'").label("kind"), group.label("grp")]
+        for days, since in sinces.items():
+            inside = per.c.created_at >= since
+            stages = {
+                "sent": literal(1),
+                "viewed": per.c.viewed,
+                "accepted": per.c.accepted,
+                **{s: case((per.c.status == s, 1), else_=0) for s in STAGES[3:]},
+            }
+            columns += [
+                func.sum(case((inside, value), else_=0)).label(f"{stage}_{days}")
+                for stage, value in stages.items()
+            ]
+        branch = _grouped(select(*columns), by, per)
+        branches.append(branch.group_by(group) if by != "all" else branch)
+    return union_all(*branches)
 
 
 def _per_referral(since: datetime) -> Select[Any]:
-    """One row per referral sent since ``since``: its practitioner, status, whether it was
-    viewed and accepted, and the seconds to its first answer (``NULL`` if none)."""
-    event = ReferralEvent
-    flags = (
-        select(
-            event.referral_id.label("referral_id"),
-            func.max(case((event.action.in_(VIEWED_ACTIONS), 1), else_=0)).label("viewed"),
-            func.max(case((event.action == "accepted", 1), else_=0)).label("accepted"),
-            func.min(case((event.action.in_(ANSWER_ACTIONS), event.created_at))).label(
-                "answered_at"
-            ),
-        )
-        .join(ReferralRequest, ReferralRequest.id == event.referral_id)
-        .where(ReferralRequest.created_at >= since)
-        .group_by(event.referral_id)
-        .subquery("flags")
-    )
-    return (
-        select(
-            ReferralRequest.id.label("id"),
-            ReferralRequest.practitioner_id.label("practitioner_id"),
-            ReferralRequest.status.label("status"),
-            func.coalesce(flags.c.viewed, 0).label("viewed"),
-            func.coalesce(flags.c.accepted, 0).label("accepted"),
-            _seconds_between(ReferralRequest.created_at, flags.c.answered_at).label("response_s"),
-        )
-        .outerjoin(flags, flags.c.referral_id == ReferralRequest.id)
-        .where(ReferralRequest.created_at >= since)
-    )
+    """One row per referral sent since ``since`` (the ``created_at`` index): practitioner,
+    status, sent time, whether it was viewed and accepted, and the seconds to its first
+    answer (``NULL`` if none), from the milestones ``referrals.transition`` stamps."""
+    request = ReferralRequest
+    return select(
+        request.id.label("id"),
+        request.practitioner_id.label("practitioner_id"),
+        request.status.label("status"),
+        request.created_at.label("created_at"),
+        case((request.viewed_at.is_not(None), 1), else_=0).label("viewed"),
+        case((request.accepted_at.is_not(None), 1), else_=0).label("accepted"),
+        _seconds_between(request.created_at, request.answered_at).label("response_s"),
+    ).where(request.created_at >= since)
 
 
 def _seconds_between(start: Any, end: Any) -> ColumnElement[Any]:
@@ -206,57 +228,71 @@ def _first_location() -> Any:
     )
 
 
-def _group_column(by: str, per_referral: Any) -> ColumnElement[Any]:
+def _group_column(by: str) -> ColumnElement[Any]:
     if by == "modality":
         return Modality.name
     if by == "region":
         return Location.state
-    return literal("All")
+    return literal_column(f"'{ALL}'")
 
 
-def _grouped(query: Select[Any], by: str, per_referral: Any) -> Select[Any]:
+def _grouped(query: Select[Any], by: str, per: Any) -> Select[Any]:
     """``query`` over the referrals, joined to what ``by`` groups them by."""
-    query = query.select_from(per_referral)
+    query = query.select_from(per)
     if by == "modality":
         link = practitioner_modality
-        query = query.outerjoin(link, link.c.practitioner_id == per_referral.c.practitioner_id)
+        query = query.outerjoin(link, link.c.practitioner_id == per.c.practitioner_id)
         query = query.outerjoin(Modality, Modality.id == link.c.modality_id)
     elif by == "region":
         first = _first_location()
-        query = query.outerjoin(first, first.c.practitioner_id == per_referral.c.practitioner_id)
+        query = query.outerjoin(first, first.c.practitioner_id == per.c.practitioner_id)
         query = query.outerjoin(Location, Location.id == first.c.location_id)
     return query
 
 
-def _medians(session: Session, by: str, per_referral: Any) -> dict[Any, float]:
-    """Group -> median seconds to a first answer: the middle one or two of each group's
-    ordered durations (row number against the group's count), averaged."""
-    group = _group_column(by, per_referral)
-    ranked = (
-        _grouped(
+def _medians(per: Any, sinces: dict[int, datetime]) -> Any:
+    """``(days, kind, group, median seconds to a first answer)``: the middle one or two of
+    each group's ordered durations (row number against the group's count), averaged."""
+    keyed = (
+        union_all(
+            *(
+                _grouped(
+                    select(
+                        literal_column(f"'{by}'").label("kind"),
+                        _group_column(by).label("grp"),
+                        per.c.created_at,
+                        per.c.response_s,
+                    ),
+                    by,
+                    per,
+                ).where(per.c.response_s.is_not(None))
+                for by in GROUPINGS
+            )
+        )
+        .cte("keyed")
+        .prefix_with("MATERIALIZED")
+    )
+    ranked = union_all(
+        *(
             select(
-                group.label("grp"),
-                per_referral.c.response_s.label("s"),
+                literal_column(str(int(days))).label("days"),
+                keyed.c.kind,
+                keyed.c.grp,
+                keyed.c.response_s.label("s"),
                 func.row_number()
-                .over(partition_by=group, order_by=per_referral.c.response_s)
+                .over(partition_by=[keyed.c.kind, keyed.c.grp], order_by=keyed.c.response_s)
                 .label("rn"),
-                func.count().over(partition_by=group).label("n"),
-            ),
-            by,
-            per_referral,
+                func.count().over(partition_by=[keyed.c.kind, keyed.c.grp]).label("n"),
+            ).where(keyed.c.created_at >= since)
+            for days, since in sinces.items()
         )
-        .where(per_referral.c.response_s.is_not(None))
-        .subquery("ranked")
+    ).subquery("ranked")
+    return (
+        select(ranked.c.days, ranked.c.kind, ranked.c.grp, func.avg(ranked.c.s))
+        # rn in {ceil(n/2), floor(n/2)+1}: one row for an odd n, two for an even one
+        .where(and_(2 * ranked.c.rn >= ranked.c.n, 2 * ranked.c.rn <= ranked.c.n + 2))
+        .group_by(ranked.c.days, ranked.c.kind, ranked.c.grp)
     )
-    middle = (
-        select(ranked.c.grp, func.avg(ranked.c.s))
-        .where(
-            # rn in {ceil(n/2), floor(n/2)+1}: one row for an odd n, two for an even one
-            and_(2 * ranked.c.rn >= ranked.c.n, 2 * ranked.c.rn <= ranked.c.n + 2)
-        )
-        .group_by(ranked.c.grp)
-    )
-    return {grp: float(value) for grp, value in session.execute(middle)}
 
 
 def _empty(group: str) -> FunnelRow:

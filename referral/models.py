@@ -307,6 +307,12 @@ class ReferralRequest(Base):
     #: referrer reads it on their sent referrals page, never in an email
     outcome: Mapped[str | None] = mapped_column(String(20))
     outcome_note: Mapped[str | None] = mapped_column(Text)
+    #: when the practitioner first opened or answered it, first accepted it, and first
+    #: answered it (accept, decline, refer on): kept by ``referrals.transition`` so the
+    #: operator's funnel (:mod:`referral.funnel`) reads one table, not the event trail
+    viewed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     practitioner: Mapped[Practitioner] = relationship(foreign_keys=[practitioner_id])
     referrer: Mapped[Practitioner | None] = relationship(foreign_keys=[referrer_id])

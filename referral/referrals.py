@@ -191,11 +191,27 @@ def transition(
         referral.decline_category = category or "other"
     referral.status = new_status
     referral.updated_at = utcnow()
+    mark_milestones(referral, new_status, referral.updated_at)
     session.add(
         ReferralEvent(referral_id=referral.id, actor=actor, action=new_status, detail=reason)
     )
     notifications.status_changed(session, referral, old, new_status)
     return old
+
+
+#: milestone column -> the statuses that reach it; the funnel counts from these
+MILESTONES: dict[str, frozenset[str]] = {
+    "viewed_at": frozenset({"viewed", "accepted", "declined", "completed", "referred_on"}),
+    "accepted_at": frozenset({"accepted"}),
+    "answered_at": frozenset({"accepted", "declined", "referred_on"}),
+}
+
+
+def mark_milestones(referral: ReferralRequest, new_status: str, at: datetime) -> None:
+    """Stamp the first time ``referral`` reached each milestone ``new_status`` belongs to."""
+    for column, statuses in MILESTONES.items():
+        if new_status in statuses and getattr(referral, column) is None:
+            setattr(referral, column, at)
 
 
 def record_event(

@@ -9,6 +9,7 @@ import pytest
 
 from referral import funnel
 from referral.models import ReferralEvent, ReferralRequest, new_token, utcnow
+from referral.referrals import ReferralData, create_referral, mark_milestones, transition
 
 PREFIX = "/find-a-therapist"
 HOUR = 3600.0
@@ -52,14 +53,16 @@ def clinic(session, add_practitioner, now):
             ReferralEvent(referral_id=row.id, actor="patient", action="created", created_at=sent)
         )
         for action, hours in events:
+            at = sent + timedelta(hours=hours)
             session.add(
                 ReferralEvent(
                     referral_id=row.id,
                     actor=f"practitioner:{practitioner.id}",
                     action=action,
-                    created_at=sent + timedelta(hours=hours),
+                    created_at=at,
                 )
             )
+            mark_milestones(row, action, at)  # as referrals.transition does
 
     referral(
         nina, 5, "completed", [("viewed", 1), ("accepted", 2), ("opened", 3), ("completed", 30)]
@@ -137,6 +140,23 @@ def test_nothing_sent_is_an_empty_funnel(session, now):
     assert report.total.sent == 0 and report.total.median_response_s is None
     assert report.by_modality == [] and report.by_region == []
     assert report.total.share("viewed") == 0.0
+
+
+def test_transitions_stamp_the_milestones_the_funnel_reads(app, session, add_practitioner):
+    nina = add_practitioner("Nina Near", (-33.87, 151.21))
+    with app.test_request_context():
+        referral, _ = create_referral(
+            session,
+            nina,
+            ReferralData(patient_name="S", email="s@example.com", consent_version="x"),
+        )
+        transition(session, referral, "accepted", "practitioner:1")
+        first = referral.accepted_at
+        assert referral.viewed_at == first == referral.answered_at is not None
+        transition(session, referral, "completed", "practitioner:1")
+        assert referral.accepted_at == first  # the first time stays
+    [row] = funnel.funnel(session, 30)
+    assert (row.sent, row.viewed, row.accepted) == (1, 1, 1)
 
 
 def test_unknown_grouping_is_an_error(session):

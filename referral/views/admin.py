@@ -63,7 +63,7 @@ def referral_funnel() -> Any:
     session = get_session()
     return render_template(
         "referral/admin/funnel.html",
-        reports=[funnel.report(session, days) for days in funnel.WINDOWS],
+        reports=funnel.reports(session),
         stages=funnel.STAGES,
         duration_words=funnel.duration_words,
         chart_bars=funnel.chart_bars,
