@@ -180,8 +180,8 @@ def _counts(per: Any, sinces: dict[int, datetime]) -> Any:
 
 def _per_referral(since: datetime) -> Select[Any]:
     """One row per referral sent since ``since`` (the ``created_at`` index): practitioner,
-    status, sent time, whether it was viewed and accepted, and the seconds to its first
-    answer (``NULL`` if none), from the milestones ``referrals.transition`` stamps."""
+    status, sent time, whether it was viewed and accepted, and when it was first answered
+    (``NULL`` if not), from the milestones ``referrals.transition`` stamps."""
     request = ReferralRequest
     return select(
         request.id.label("id"),
@@ -190,7 +190,7 @@ def _per_referral(since: datetime) -> Select[Any]:
         request.created_at.label("created_at"),
         case((request.viewed_at.is_not(None), 1), else_=0).label("viewed"),
         case((request.accepted_at.is_not(None), 1), else_=0).label("accepted"),
-        _seconds_between(request.created_at, request.answered_at).label("response_s"),
+        request.answered_at.label("answered_at"),
     ).where(request.created_at >= since)
 
 
@@ -253,6 +253,17 @@ def _grouped(query: Select[Any], by: str, per: Any) -> Select[Any]:
 def _medians(per: Any, sinces: dict[int, datetime]) -> Any:
     """``(days, kind, group, median seconds to a first answer)``: the middle one or two of
     each group's ordered durations (row number against the group's count), averaged."""
+    # the seconds once per answered referral (parsing times is the costly part on SQLite)
+    answered = (
+        select(
+            per.c.practitioner_id,
+            per.c.created_at,
+            _seconds_between(per.c.created_at, per.c.answered_at).label("response_s"),
+        )
+        .where(per.c.answered_at.is_not(None))
+        .cte("answered")
+        .prefix_with("MATERIALIZED")
+    )
     keyed = (
         union_all(
             *(
@@ -260,12 +271,12 @@ def _medians(per: Any, sinces: dict[int, datetime]) -> Any:
                     select(
                         literal_column(f"'{by}'").label("kind"),
                         _group_column(by).label("grp"),
-                        per.c.created_at,
-                        per.c.response_s,
+                        answered.c.created_at,
+                        answered.c.response_s,
                     ),
                     by,
-                    per,
-                ).where(per.c.response_s.is_not(None))
+                    answered,
+                )
                 for by in GROUPINGS
             )
         )
