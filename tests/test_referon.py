@@ -384,6 +384,8 @@ def test_a_second_submit_is_409_and_refers_nobody_twice(login_client, session, p
     assert nina.post(url, data={"csrf_token": token}).status_code == 303
     again = nina.post(url, data={"csrf_token": token})
     assert again.status_code == 409
+    assert "This referral is referred on: only one you have opened" in again.get_data(as_text=True)
+    assert nina.get(f"{PREFIX}/inbox/{first.id}/refer-on").status_code == 409
     assert count(session, ReferralRequest) == 2
 
 

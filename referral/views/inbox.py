@@ -44,6 +44,7 @@ from referral.referrals import (
 )
 from referral.signals import referral_created, referral_status_changed
 from referral.views.referrals import csrf_failed_page, message_page
+from referral.wording import status_words
 
 #: URL word -> the status it moves to
 ANSWERS = {"accept": "accepted", "decline": "declined", "complete": "completed"}
@@ -185,20 +186,33 @@ def answer_referral(referral_id: str, answer: str) -> Any:
 
 def _referable(referral_id: str) -> tuple[ReferralRequest, Practitioner]:
     """The referral if the signed-in practitioner may refer its patient on: 404 for one
-    they may not read, 403 for a reader who is not its recipient, 409 once it has ended."""
+    they may not read, 403 for a reader who is not its recipient, and
+    :class:`InvalidInput` (409) for one not opened yet or already ended."""
     referral, practitioner, _actor = _readable(referral_id)
     if not can_answer(referral, practitioner):
         abort(403)
     assert practitioner is not None
     if not referon.may_refer_on(referral, practitioner):
-        abort(409)
+        raise InvalidInput(
+            "cannot_refer_on",
+            f"This referral is {status_words(referral.status).lower()}: only one you have "
+            "opened or accepted, and not yet completed or closed, can be referred on.",
+            status=409,
+        )
     return referral, practitioner
+
+
+def _not_referable(exc: InvalidInput) -> tuple[str, int]:
+    return message_page("This referral cannot be referred on", exc.message, exc.status)
 
 
 @private
 def refer_on_page(referral_id: str) -> Any:
     """Step one: search the directory for someone to refer the patient on to."""
-    referral, _practitioner = _referable(referral_id)
+    try:
+        referral, _practitioner = _referable(referral_id)
+    except InvalidInput as exc:
+        return _not_referable(exc)
     session = get_session()
     args = (
         request.args
@@ -226,7 +240,10 @@ def refer_on_page(referral_id: str) -> Any:
 @private
 def refer_on_confirm(referral_id: str, practitioner_id: int) -> Any:
     """Step two: confirm, with an optional note; the POST refers the patient on."""
-    referral, practitioner = _referable(referral_id)
+    try:
+        referral, practitioner = _referable(referral_id)
+    except InvalidInput as exc:
+        return _not_referable(exc)
     session = get_session()
     try:
         to = referon.target(session, referral, practitioner_id)
