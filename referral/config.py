@@ -11,6 +11,8 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from referral import consent
+
 PREFIX = "REFERRAL_"
 
 
@@ -212,14 +214,15 @@ SETTINGS: dict[str, Setting] = {
     ),
     "MESSAGE_MAX_LENGTH": Setting(2000, "Most characters a referral message may have."),
     "CONSENT_VERSION": Setting(
-        "2026-11",
+        consent.CURRENT,
         "Version of the consent wording; stored with each referral. Change it whenever "
-        "`REFERRAL_CONSENT_TEXT` changes.",
+        "`REFERRAL_CONSENT_TEXT` changes (the plugin's own wordings, old ones included, are "
+        "in `referral/consent.py`).",
     ),
     "CONSENT_TEXT": Setting(
-        "I agree that this practitioner may receive the details I give here, including "
-        "about my health, and may contact me about this request.",
-        "Consent wording beside the referral form's consent checkbox.",
+        consent.TEXTS[consent.CURRENT],
+        "Consent wording beside the referral form's consent checkbox. A wording of your own "
+        "must cover passing the details on: practitioners refer patients on under it.",
     ),
     "CANCEL_LINK_MAX_AGE_DAYS": Setting(
         90, "How long the cancel link in a patient's acknowledgement email stays valid."

@@ -50,6 +50,7 @@ from wtforms.validators import (
 from referral.errors import InvalidInput
 from referral.listings import check_name
 from referral.referrals import DECLINE_CATEGORIES
+from referral.wording import OUTCOME_WORDS
 
 #: name of the honeypot field: hidden from people, filled in by form-spamming bots
 HONEYPOT = "website"
@@ -170,6 +171,34 @@ class DeclineForm(ActionForm):
             InputRequired("Please give a reason for declining."),
             Length(max=REASON_MAX_LENGTH),
         ],
+    )
+
+
+class OutcomeForm(ActionForm):
+    """Completing a referral: what came of it, which the referring practitioner reads."""
+
+    outcome = RadioField(
+        "What came of it",
+        choices=[SelectChoice(key, text) for key, text in OUTCOME_WORDS.items()],
+        validators=[InputRequired("Please choose what came of the referral.")],
+    )
+    outcome_note = TextAreaField(
+        "Note for the referring practitioner (optional)",
+        validators=[Optional(), Length(max=REASON_MAX_LENGTH)],
+    )
+
+
+class ReferOnForm(ActionForm):
+    """Referring a patient on: an optional note, and the patient's agreement when their
+    consent did not cover it (the field is dropped when it did)."""
+
+    note = TextAreaField(
+        "Note for the practitioner (optional)",
+        validators=[Optional(), Length(max=REASON_MAX_LENGTH)],
+    )
+    patient_agreed = BooleanField(
+        "The patient has agreed that I pass their details on to this practitioner",
+        validators=[DataRequired("Please confirm that the patient has agreed.")],
     )
 
 

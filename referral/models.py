@@ -310,9 +310,32 @@ class ReferralRequest(Base):
     searched_modality: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    #: the referral this one was referred on from (:mod:`referral.referon`); that one's
+    #: :attr:`referred_to` lists this one
+    referred_from_id: Mapped[str | None] = mapped_column(
+        ForeignKey("referral_request.id", ondelete="SET NULL"), index=True
+    )
+    #: the referring practitioner's note to the recipient, when referred on
+    referrer_note: Mapped[str | None] = mapped_column(Text)
+    #: what came of it, set on completing or referring on (``referon.OUTCOMES``); the
+    #: referrer reads it on their sent referrals page, never in an email
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    outcome_note: Mapped[str | None] = mapped_column(Text)
+    #: when the practitioner first opened or answered it, first accepted it, and first
+    #: answered it (accept, decline, refer on): kept by ``referrals.transition`` so the
+    #: operator's funnel (:mod:`referral.funnel`) reads one table, not the event trail
+    viewed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     practitioner: Mapped[Practitioner] = relationship(foreign_keys=[practitioner_id])
     referrer: Mapped[Practitioner | None] = relationship(foreign_keys=[referrer_id])
+    referred_from: Mapped[ReferralRequest | None] = relationship(
+        remote_side=[id], back_populates="referred_to"
+    )
+    referred_to: Mapped[list[ReferralRequest]] = relationship(
+        back_populates="referred_from", order_by="ReferralRequest.created_at"
+    )
     condition: Mapped[Condition | None] = relationship()
     events: Mapped[list[ReferralEvent]] = relationship(
         cascade="all, delete-orphan", order_by="ReferralEvent.id"

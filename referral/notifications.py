@@ -23,7 +23,10 @@ from referral.urls import external_url
 #: statuses the patient hears about by email (cancelling is their own act)
 PATIENT_HEARS = frozenset({"accepted", "declined"})
 #: statuses a referring practitioner hears about
-REFERRER_HEARS = frozenset({"viewed", "accepted", "declined", "cancelled", "completed", "expired"})
+#: (not the outcome of a completed or referred-on one: that is health information)
+REFERRER_HEARS = frozenset(
+    {"viewed", "accepted", "declined", "cancelled", "completed", "expired", "referred_on"}
+)
 
 
 def practitioner_email(practitioner: Practitioner | None) -> str | None:
@@ -116,7 +119,7 @@ def status_changed(
                 session,
                 referral,
                 referrer_to,
-                f"Your referral is now {new} · {site}",
+                f"Your referral is now {new.replace('_', ' ')} · {site}",
                 "referrer_status",
                 context,
             )

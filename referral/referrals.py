@@ -29,16 +29,18 @@ from referral.models import (
     utcnow,
 )
 
-#: status -> the statuses that may follow it. Declined, cancelled, completed and expired
-#: (unanswered for ``REFERRAL_EXPIRE_AFTER_DAYS``, see :mod:`referral.sweep`) are final.
+#: status -> the statuses that may follow it. Declined, cancelled, completed, expired
+#: (unanswered for ``REFERRAL_EXPIRE_AFTER_DAYS``, see :mod:`referral.sweep`) and referred on
+#: (the patient now has a new referral to someone else: :mod:`referral.referon`) are final.
 TRANSITIONS: dict[str, frozenset[str]] = {
     "sent": frozenset({"viewed", "accepted", "declined", "cancelled", "expired"}),
-    "viewed": frozenset({"accepted", "declined", "cancelled", "expired"}),
-    "accepted": frozenset({"completed", "cancelled"}),
+    "viewed": frozenset({"accepted", "declined", "cancelled", "expired", "referred_on"}),
+    "accepted": frozenset({"completed", "cancelled", "referred_on"}),
     "declined": frozenset(),
     "cancelled": frozenset(),
     "completed": frozenset(),
     "expired": frozenset(),
+    "referred_on": frozenset(),
 }
 STATUSES = tuple(TRANSITIONS)
 #: why a practitioner declines, as the patient is told it (the practitioner's own note is
@@ -200,11 +202,27 @@ def transition(
         referral.decline_category = category or "other"
     referral.status = new_status
     referral.updated_at = utcnow()
+    mark_milestones(referral, new_status, referral.updated_at)
     session.add(
         ReferralEvent(referral_id=referral.id, actor=actor, action=new_status, detail=reason)
     )
     notifications.status_changed(session, referral, old, new_status)
     return old
+
+
+#: milestone column -> the statuses that reach it; the funnel counts from these
+MILESTONES: dict[str, frozenset[str]] = {
+    "viewed_at": frozenset({"viewed", "accepted", "declined", "completed", "referred_on"}),
+    "accepted_at": frozenset({"accepted"}),
+    "answered_at": frozenset({"accepted", "declined", "referred_on"}),
+}
+
+
+def mark_milestones(referral: ReferralRequest, new_status: str, at: datetime) -> None:
+    """Stamp the first time ``referral`` reached each milestone ``new_status`` belongs to."""
+    for column, statuses in MILESTONES.items():
+        if new_status in statuses and getattr(referral, column) is None:
+            setattr(referral, column, at)
 
 
 def record_event(
@@ -217,8 +235,12 @@ def record_event(
 
 
 def can_read(referral: ReferralRequest, practitioner: Practitioner | None, admin: bool) -> bool:
-    """Only the recipient practitioner and admins read a referral: it holds health details."""
-    return admin or (practitioner is not None and referral.practitioner_id == practitioner.id)
+    """Only the recipient practitioner, the referring practitioner (who sent it, and reads
+    its outcome) and admins read a referral: it holds health details."""
+    return admin or (
+        practitioner is not None
+        and practitioner.id in (referral.practitioner_id, referral.referrer_id)
+    )
 
 
 def can_answer(referral: ReferralRequest, practitioner: Practitioner | None) -> bool:
@@ -248,46 +270,6 @@ def sent_by(session: Session, referrer: Practitioner) -> list[ReferralRequest]:
             .order_by(ReferralRequest.created_at.desc(), ReferralRequest.id)
         )
     )
-
-
-def export(referral: ReferralRequest) -> dict[str, Any]:
-    """The referral as a FHIR ServiceRequest-like document, for the recipient's records."""
-    return {
-        "resourceType": "ServiceRequest",
-        "id": referral.id,
-        "status": referral.status,
-        "intent": "order",
-        "priority": referral.urgency,
-        "authoredOn": referral.created_at.isoformat() + "Z",
-        "performer": {"id": referral.practitioner_id, "name": referral.practitioner.name},
-        "requester": (
-            {"id": referral.referrer_id, "name": referral.referrer.name}
-            if referral.referrer
-            else {"patient": referral.patient_name}
-        ),
-        "subject": {
-            "name": referral.patient_name,
-            "email": referral.email,
-            "phone": referral.phone,
-            "postcode": referral.postcode,
-        },
-        "reasonCode": referral.condition.slug if referral.condition else None,
-        "note": referral.message,
-        "consent": {
-            "version": referral.consent_version,
-            "at": referral.consent_at.isoformat() + "Z",
-        },
-        "declineReason": referral.decline_reason,
-        "events": [
-            {
-                "at": e.created_at.isoformat() + "Z",
-                "actor": e.actor,
-                "action": e.action,
-                "detail": e.detail,
-            }
-            for e in referral.events
-        ],
-    }
 
 
 def _cancel_serializer() -> URLSafeTimedSerializer:

@@ -1,6 +1,6 @@
 """What people read: times in the site's time zone, phone numbers as they are written where
 the site is, statuses and trail entries in plain words. Template filters use these
-(``localtime``, ``phone``, ``status_words``, ``trail_words``); so do emails."""
+(``localtime``, ``phone``, ``status_words``, ``outcome_words``, ``trail_words``); so do emails."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ STATUS_WORDS = {
     "cancelled": "Cancelled",
     "completed": "Completed",
     "expired": "Expired (no answer)",
+    "referred_on": "Referred on",
 }
 #: what an event's action says, after who did it
 ACTION_WORDS = {
@@ -35,6 +36,14 @@ ACTION_WORDS = {
     "expired": "closed it unanswered",
     "alternatives_offered": "offered the patient other practitioners",
     "resent": "sent it on to another practitioner",
+    "referred_on": "referred the patient on",
+}
+#: what came of a referral (``ReferralRequest.outcome``), as its practitioners read it
+OUTCOME_WORDS = {
+    "improved": "Improved",
+    "referred_on": "Referred on",
+    "discharged": "Discharged",
+    "did_not_attend": "Did not attend",
 }
 
 
@@ -96,6 +105,12 @@ def actor_words(actor: str, names: dict[int, str] | None = None) -> str:
     if kind == "practitioner" and key.isdigit() and names and int(key) in names:
         return names[int(key)]
     return "A practitioner"
+
+
+def outcome_words(outcome: str | None) -> str:
+    if not outcome:
+        return ""
+    return OUTCOME_WORDS.get(outcome, outcome.replace("_", " ").capitalize())
 
 
 def trail_words(action: str) -> str:

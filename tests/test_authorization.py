@@ -71,6 +71,8 @@ REFERRAL_ROUTES = {
     "referral.inbox_referral",
     "referral.export_referral",
     "referral.answer_referral",
+    "referral.refer_on",
+    "referral.refer_on_confirm",
 }
 #: endpoint -> (methods, path with the victim's ids filled in)
 PRACTITIONER_ROUTES = {
@@ -87,6 +89,7 @@ ACCOUNT_ROUTES = {
 ADMIN_ROUTES = {
     "referral.admin_queue": (("GET",), "/admin/listings"),
     "referral.admin_outbox": (("GET",), "/admin/outbox"),
+    "referral.admin_funnel": (("GET",), "/admin/funnel"),
     "referral.admin_listing": (("GET",), "/admin/listings/{practitioner}"),
     "referral.admin_approve": (("POST",), "/admin/listings/{practitioner}/approve"),
     "referral.admin_reject": (("POST",), "/admin/listings/{practitioner}/reject"),

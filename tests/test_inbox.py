@@ -120,9 +120,17 @@ def test_accept_then_complete(login_client, session, people, referral, smtp_serv
     assert "has accepted your request" in mail.text
     assert SECRET_MESSAGE not in mail.message.as_string()
     assert "Mark completed" in client.get(url).get_data(as_text=True)
-    assert client.post(f"{url}/complete", data={"csrf_token": token}).status_code == 302
+    # completing asks what came of it
+    response = client.post(f"{url}/complete", data={"csrf_token": token})
+    assert response.status_code == 400
+    assert "Please choose what came of the referral." in response.get_data(as_text=True)
+    session.refresh(referral)
+    assert referral.status == "accepted"
+    done = {"csrf_token": token, "outcome": "improved", "outcome_note": "Back at work"}
+    assert client.post(f"{url}/complete", data=done).status_code == 302
     session.refresh(referral)
     assert referral.status == "completed"
+    assert (referral.outcome, referral.outcome_note) == ("improved", "Back at work")
     assert actions(session, referral) == ["created", "viewed", "accepted", "opened", "completed"]
 
 
@@ -150,7 +158,7 @@ def test_illegal_move_is_409(login_client, session, people, referral):
     client = login_client(people["nina_user"])
     url = f"{PREFIX}/inbox/{referral.id}"
     token = csrf(client, url)
-    response = client.post(f"{url}/complete", data={"csrf_token": token})
+    response = client.post(f"{url}/complete", data={"csrf_token": token, "outcome": "improved"})
     assert response.status_code == 409
     assert "A referral that is viewed cannot become completed." in response.get_data(as_text=True)
     session.refresh(referral)
@@ -172,6 +180,9 @@ def test_answer_without_csrf_is_400(login_client, session, people, referral):
         ("post", "/accept"),
         ("post", "/decline"),
         ("post", "/complete"),
+        ("get", "/refer-on"),
+        ("get", "/refer-on/{otto}"),
+        ("post", "/refer-on/{otto}"),
     ],
 )
 def test_another_practitioner_gets_404_on_every_referral_route(
@@ -180,7 +191,8 @@ def test_another_practitioner_gets_404_on_every_referral_route(
     client = login_client(people["otto_user"])
     token = csrf(client, f"{PREFIX}/practitioners/{people['nina'].id}")
     response = getattr(client, method)(
-        f"{PREFIX}/inbox/{referral.id}{suffix}", data={"csrf_token": token, "reason": "x"}
+        f"{PREFIX}/inbox/{referral.id}{suffix.format(otto=people['otto'].id)}",
+        data={"csrf_token": token, "reason": "x", "outcome": "improved", "patient_agreed": "y"},
     )
     assert response.status_code == 404
     assert "Pat Patient" not in response.get_data(as_text=True)
@@ -217,7 +229,8 @@ def test_admin_reads_and_exports_but_does_not_answer(login_client, session, peop
     session.refresh(referral)
     assert referral.status == "sent"  # an admin opening it is not the practitioner viewing it
     export = client.get(f"{url}/export.json")
-    assert export.status_code == 200 and export.json["note"] == SECRET_MESSAGE
+    assert export.status_code == 200
+    assert export.json["entry"][0]["resource"]["note"] == [{"text": SECRET_MESSAGE}]
     token = csrf(client, f"{PREFIX}/practitioners/{people['nina'].id}")
     assert client.post(f"{url}/accept", data={"csrf_token": token}).status_code == 403
     session.expire_all()
@@ -237,10 +250,15 @@ def test_export_is_recorded_and_complete(login_client, session, people, referral
     response = client.get(f"{PREFIX}/inbox/{referral.id}/export.json")
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
+    assert response.mimetype == "application/fhir+json"
     doc = response.json
-    assert doc["resourceType"] == "ServiceRequest" and doc["id"] == referral.id
-    assert doc["reasonCode"] == "low-back-pain" and doc["subject"]["email"] == "pat@example.com"
-    assert doc["consent"]["version"] == "2026-11"
+    assert doc["resourceType"] == "Bundle"
+    request = doc["entry"][0]["resource"]
+    assert request["resourceType"] == "ServiceRequest"
+    assert request["identifier"][0]["value"] == referral.id
+    assert request["reasonCode"][0]["coding"][-1]["code"] == "low-back-pain"
+    assert request["contained"][0]["telecom"][0]["value"] == "pat@example.com"
+    assert request["extension"][0]["extension"][0]["valueString"] == "2026-12"
     assert actions(session, referral)[-1] == "exported"
 
 
@@ -286,8 +304,18 @@ def test_practitioner_refers_to_another_and_follows_the_status(
     for mail in smtp_server.received:
         assert SECRET_MESSAGE not in mail.message.as_string()
         assert "Low back pain" not in mail.message.as_string()
-    # the referrer follows the status but cannot open the referral itself
-    assert otto_client.get(f"{PREFIX}/inbox/{referral.id}").status_code == 404
+    # the referrer reads the referral they sent (its outcome comes back to them) but
+    # does not answer it
+    page = otto_client.get(f"{PREFIX}/inbox/{referral.id}")
+    assert page.status_code == 200 and SECRET_MESSAGE in page.get_data(as_text=True)
+    assert ">Accept<" not in page.get_data(as_text=True)
+    token = csrf(otto_client, f"{PREFIX}/practitioners/{nina.id}")
+    assert (
+        otto_client.post(
+            f"{PREFIX}/inbox/{referral.id}/decline", data={"csrf_token": token, "reason": "x"}
+        ).status_code
+        == 403
+    )
 
 
 def test_practitioner_cannot_refer_to_themselves(login_client, session, people):

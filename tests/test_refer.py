@@ -92,7 +92,7 @@ def test_submission_saves_referral_sends_mail_and_says_what_happens_next(
     assert referral.phone == "+61412345678"
     assert referral.condition.slug == "low-back-pain"
     assert referral.message == SECRET_MESSAGE
-    assert referral.consent_version == "2026-11" and referral.consent_at is not None
+    assert referral.consent_version == "2026-12" and referral.consent_at is not None
     assert len(referral.id) >= 20
     assert [e.action for e in referral.events] == ["created"]
     assert reference(referral.id) in page

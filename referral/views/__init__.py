@@ -38,7 +38,14 @@ def make_blueprint(state: Any = None) -> Blueprint:
     bp.context_processor(_template_context)
     bp.add_app_template_filter(format_distance, "distance")
     bp.add_app_template_filter(reference, "reference")
-    for name in ("localtime", "phone", "status_words", "actor_words", "trail_words"):
+    for name in (
+        "localtime",
+        "phone",
+        "status_words",
+        "outcome_words",
+        "actor_words",
+        "trail_words",
+    ):
         bp.add_app_template_filter(getattr(wording, name), name)
 
     from referral.views import (
@@ -151,8 +158,8 @@ def _template_context() -> dict[str, Any]:
 def account_links() -> list[tuple[str, str, str]]:
     """The signed-in account's own pages as ``(endpoint, url, label)``: a practitioner's
     inbox (with how many are new), sent referrals and listing; an admin's queue (with how
-    many wait), undelivered messages and the websites that embed the finder. Empty for a
-    visitor."""
+    many wait), undelivered messages, the websites that embed the finder and the referral
+    funnel. Empty for a visitor."""
     if not current_user.is_authenticated:
         return []
     session = get_session()
@@ -180,6 +187,7 @@ def account_links() -> list[tuple[str, str, str]]:
             ("admin_queue", url_for("referral.admin_queue"), f"Listings to check ({waiting})"),
             ("admin_outbox", url_for("referral.admin_outbox"), "Undelivered messages"),
             ("admin_embeds", url_for("referral.admin_embeds"), "Websites that embed the finder"),
+            ("admin_funnel", url_for("referral.admin_funnel"), "Referral funnel"),
         ]
     return links
 

@@ -11,7 +11,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from referral import moderation, outbox
+from referral import funnel, moderation, outbox
 from referral.auth import admin_required
 from referral.db import get_session
 from referral.errors import InvalidInput
@@ -22,6 +22,7 @@ from referral.models import LISTING_STATUSES, Practitioner
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/admin/listings", "admin_queue", admin_required(queue))
     bp.add_url_rule("/admin/outbox", "admin_outbox", admin_required(failed_messages))
+    bp.add_url_rule("/admin/funnel", "admin_funnel", admin_required(referral_funnel))
     bp.add_url_rule(
         "/admin/listings/<rowid:practitioner_id>", "admin_listing", admin_required(detail)
     )
@@ -54,6 +55,18 @@ def failed_messages() -> Any:
         "referral/admin/outbox.html",
         messages=outbox.failed(get_session()),
         waiting=outbox.waiting(get_session()),
+    )
+
+
+def referral_funnel() -> Any:
+    """How referrals fare (counts only): :mod:`referral.funnel`."""
+    session = get_session()
+    return render_template(
+        "referral/admin/funnel.html",
+        reports=funnel.reports(session),
+        stages=funnel.STAGES,
+        duration_words=funnel.duration_words,
+        chart_bars=funnel.chart_bars,
     )
 
 
