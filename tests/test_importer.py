@@ -3,11 +3,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from referral.importer import COLUMNS, escape_formula, import_csv, unescape_formula
+from referral.importer import REQUIRED, escape_formula, import_csv, unescape_formula
 from referral.models import Location, Practitioner
 from referral.signals import listing_submitted
 
-HEADER = ",".join(COLUMNS)
+HEADER = ",".join(REQUIRED)
 GOOD = [
     "m-001,Ana Lima,remedial-massage;myotherapy,1 George St,Sydney,2000,NSW,AU,-33.8688,151.2093,"
     "02 9123 4567,ana@example.com,https://ana.example.com,bupa:123456A;hcf",
@@ -77,7 +77,7 @@ def test_changed_row_updates_in_place(app, session):
     "row, reason",
     [
         ("m-9,Zed,yoga,,,2000,,AU,200,151,,,,", "lat 200 is out of range"),
-        ("m-9,Zed,reiki,,,2000,,AU,,,,,,", "unknown modality 'reiki'"),
+        ("m-9,Zed,reiki,,,2000,,AU,,,,,,", "modalities: 'reiki' is not a modality"),
         ("m-9,,yoga,,,2000,,AU,,,,,,", "name is empty"),
         ("m-9,Zed https://evil.example,yoga,,,2000,,AU,,,,,,", "holds a web address or markup"),
         ("m-9,<b>Zed</b>,yoga,,,2000,,AU,,,,,,", "holds a web address or markup"),
@@ -87,7 +87,7 @@ def test_changed_row_updates_in_place(app, session):
         ("m-9,Zed,yoga,,,2000,,AU,abc,151,,,,", "'abc' is not a number"),
         ("m-9,Zed,yoga,,,2000,,AU,,,,not-an-email,,", "is not a valid address"),
         ("m-9,Zed,yoga,,,2000,,AU,,,,,http://[oops.example,", "is not a web address"),
-        ("m-9,Zed,yoga,,,2000,,AU,,,,,,medicare", "unknown fund 'medicare'"),
+        ("m-9,Zed,yoga,,,2000,,AU,,,,,,medicare", "funds: 'medicare' is not a health fund"),
         ("m-9,Zed,,,,2000,,AU,,,,,,", "modalities is empty"),
         ("m-9,Zed,yoga,,,2000,,AU,,", "has 10 fields, expected 14"),
         (",Zed,yoga,,,2000,,AU,,,,,,", "external_id is empty"),
