@@ -11,8 +11,8 @@ its provider number as ``Bupa:123456A``. Rows sharing an ``external_id`` are one
 with several locations (that is how :mod:`referral.export` writes them) and must agree on
 the listing's columns. UTF-8 with or without the byte-order mark Excel writes.
 
-Each bad row is reported with its line number (the header is line 1), the column and the
-value, and changes nothing; so do the other rows of the same practitioner. Listings are
+Each bad row is reported with its line number (the row a spreadsheet shows: the header is
+line 1, and a cell holding line breaks does not add lines), the column and the value, and changes nothing; so do the other rows of the same practitioner. Listings are
 matched by ``external_id``, so importing the same file again changes nothing, and
 export -> import gives back every listing as it was.
 
@@ -384,9 +384,10 @@ def _read(
     lookups = _Lookups(session)
     rows: list[_Row] = []
     failed: set[str] = set()
-    last_line = reader.line_num
+    # rows are numbered as a spreadsheet shows them: a cell holding line breaks is one row
+    line = 1
     while True:
-        line = last_line + 1
+        line += 1
         try:
             values = next(reader)
         except StopIteration:
@@ -395,7 +396,6 @@ def _read(
             # the rest of the file cannot be trusted: import none of it
             report.errors.append(RowError(line, f"cannot be read as CSV ({exc})"))
             return None
-        last_line = reader.line_num
         if not any(v.strip() for v in values):
             continue
         if len(values) != len(header):
