@@ -82,7 +82,8 @@ def iter_active_practitioners(
     with Session(bind=session.get_bind(), autoflush=False) as reader:
         for batch in reader.scalars(stmt).partitions():
             yield from batch
-            reader.expunge_all()
+            for practitioner in batch:  # with its locations and funds (cascade)
+                reader.expunge(practitioner)
 
 
 def _taxonomies(session: Session) -> tuple[list[dict], list[dict], dict[tuple[str, str], dict]]:

@@ -11,10 +11,11 @@ its provider number as ``Bupa:123456A``. Rows sharing an ``external_id`` are one
 with several locations (that is how :mod:`referral.export` writes them) and must agree on
 the listing's columns. UTF-8 with or without the byte-order mark Excel writes.
 
-Each bad row is reported with its line number (the row a spreadsheet shows: the header is
-line 1, and a cell holding line breaks does not add lines), the column and the value, and changes nothing; so do the other rows of the same practitioner. Listings are
-matched by ``external_id``, so importing the same file again changes nothing, and
-export -> import gives back every listing as it was.
+Each bad row is reported with its line number (the row a spreadsheet shows: the header
+is line 1, and a cell holding line breaks does not add lines), the column and the value,
+and changes nothing; so do the other rows of the same practitioner. Listings are matched
+by ``external_id``, so importing the same file again changes nothing, and export -> import
+gives back every listing as it was.
 
 Cells a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or
 carriage return) are written by the export behind one ``'``, as OWASP advises against CSV
@@ -221,9 +222,26 @@ def site_id(practitioner: Practitioner) -> str:
 
 def hours_cell(hours: Mapping[str, list[list[str]]] | None) -> str:
     """Opening hours as an ``opening_hours`` cell, the form :func:`parse_hours_cell` reads:
-    ``Mon 09:00-17:00; Tue 09:00-12:30, 13:30-17:00`` (a day not named is closed)."""
+    ``Mon-Fri 09:00-17:00; Sat 09:00-12:30, 13:30-16:00``, days in a row with the same hours
+    written as a range (a day not named is closed)."""
     texts = format_opening_hours(hours)
-    return "; ".join(f"{DAY_NAMES[day][:3]} {texts[day]}" for day in DAYS if texts[day])
+    runs: list[list[str]] = []  # [first day, last day] of each run of equal hours
+    for day in DAYS:
+        if not texts[day]:
+            continue
+        if runs and texts[runs[-1][1]] == texts[day] and _next_day(runs[-1][1]) == day:
+            runs[-1][1] = day
+        else:
+            runs.append([day, day])
+    label = {day: DAY_NAMES[day][:3] for day in DAYS}
+    return "; ".join(
+        (label[a] if a == b else f"{label[a]}-{label[b]}") + f" {texts[a]}" for a, b in runs
+    )
+
+
+def _next_day(day: str) -> str | None:
+    index = DAYS.index(day) + 1
+    return DAYS[index] if index < len(DAYS) else None
 
 
 def parse_hours_cell(text: str) -> dict[str, list[list[str]]] | None:
