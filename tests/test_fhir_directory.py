@@ -210,3 +210,27 @@ def test_export_command_needs_a_public_address_for_fhir(app, runner, listings):
     result = runner.invoke(args=["referral", "export", "--format", "fhir"])
     assert result.exit_code == 0, result.output
     assert f"{BASE}/fhir/CodeSystem/modality" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["modality", "condition", "health-fund", "listing-feature"])
+def test_every_local_code_system_is_served_at_its_url(client, listings, name):
+    bundle = json.loads(client.get(URL).get_data(as_text=True))
+    url = f"http://localhost/find-a-therapist/fhir/CodeSystem/{name}"
+    response = client.get(url.removeprefix("http://localhost"))
+    assert response.status_code == 200 and response.mimetype == "application/fhir+json"
+    code_system = response.get_json()
+    _valid(code_system)
+    assert code_system["url"] == url
+    # every code the Bundle uses from this system is defined there
+    defined = {c["code"] for c in code_system["concept"]}
+    used = {
+        coding["code"]
+        for part in json.dumps(bundle).split('"coding": ')[1:]
+        for coding in json.JSONDecoder().raw_decode(part)[0]
+        if coding["system"] == url
+    }
+    assert used and used <= defined
+
+
+def test_an_unknown_code_system_is_404(client):
+    assert client.get("/find-a-therapist/fhir/CodeSystem/nothing").status_code == 404

@@ -41,12 +41,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from referral.export import iter_active_practitioners
 from referral.languages import code_for
 from referral.listings import DAYS
-from referral.models import Location, Practitioner
+from referral.models import Condition, HealthFund, Location, Modality, Practitioner
 
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://hl7.org/fhir/R4/referral-plugin")
 SNOMED_SYSTEM = "http://snomed.info/sct"
@@ -79,6 +80,45 @@ def code_system(base_url: str, name: str) -> str:
     """The URL of one of the directory's own CodeSystems (``modality``, ``condition``,
     ``health-fund``, ``listing-feature``)."""
     return f"{base_url.rstrip('/')}/fhir/CodeSystem/{name}"
+
+
+#: the directory's own CodeSystems: URL name -> (computable name, title, taxonomy model)
+CODE_SYSTEMS: dict[str, tuple[str, str, type | None]] = {
+    "modality": ("ReferralModality", "What a practitioner practises", Modality),
+    "condition": ("ReferralCondition", "Conditions a practitioner treats", Condition),
+    "health-fund": (
+        "ReferralHealthFund",
+        "Health funds a practitioner is registered with",
+        HealthFund,
+    ),
+    "listing-feature": ("ReferralListingFeature", "What a listing offers", None),
+}
+
+
+def code_system_resource(session: Session, base_url: str, name: str) -> dict[str, Any] | None:
+    """One of the directory's own CodeSystems as a FHIR resource (every code it holds),
+    served at its own URL (:func:`code_system`) so a consumer can look a code up; ``None``
+    for a name that is none of :data:`CODE_SYSTEMS`."""
+    if name not in CODE_SYSTEMS:
+        return None
+    computable, title, model = CODE_SYSTEMS[name]
+    if model is None:
+        concepts = [{"code": code, "display": display} for code, display in FEATURES.items()]
+    else:
+        rows = session.execute(select(model.slug, model.name).order_by(model.slug))
+        concepts = [{"code": slug, "display": display} for slug, display in rows]
+    return {
+        "resourceType": "CodeSystem",
+        "id": name,
+        "url": code_system(base_url, name),
+        "name": computable,
+        "title": title,
+        "status": "active",
+        "caseSensitive": True,
+        "content": "complete",
+        "count": len(concepts),
+        "concept": concepts,
+    }
 
 
 def _ref(kind: str, key: object, display: str | None = None) -> dict[str, str]:
