@@ -156,7 +156,7 @@ _HOURS_PART = re.compile(r"^([a-z]+)\.?(?:\s*[-\u2013]\s*([a-z]+)\.?)?\s*:?\s+(.
 _DAY_WORDS = {
     **{day: day for day in DAYS},
     **{name.lower(): day for day, name in DAY_NAMES.items()},
-    **{"tues": "tue", "wednes": "wed", "thur": "thu", "thurs": "thu"},
+    **{"tues": "tue", "thur": "thu", "thurs": "thu"},
 }
 
 
