@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 BENCH_ROWS ?= 1000000
 BENCH_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/referral_bench
 
-.PHONY: install demo serve lint format test test-sqlite test-postgres bench bench-filters bench-api clean vendor chromium
+.PHONY: install demo serve lint format test test-sqlite test-postgres bench bench-filters bench-api bench-export clean vendor chromium
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -102,6 +102,17 @@ bench-api: install
 	$(BIN)/python bench/search.py --rows 100000 --queries 10 --backend postgresql \
 	  --url "$(BENCH_PG_URL)" --reuse --optimize > /dev/null
 	$(BIN)/python bench/api.py --url "$(BENCH_PG_URL)"
+
+# Every export (CSV, FHIR, FHIR over HTTP) on BENCH_EXPORT_ROWS listings, streamed, beside the
+# same export built in memory as before: one JSON line each (seconds, RSS growth, peak RSS)
+BENCH_EXPORT_ROWS ?= 100000
+bench-export: install
+	$(BIN)/python bench/export.py --rows $(BENCH_EXPORT_ROWS) --backend sqlite
+	@if $(BIN)/python tests/pg_ready.py "$(BENCH_PG_URL)"; then \
+	  $(BIN)/python bench/export.py --rows $(BENCH_EXPORT_ROWS) --backend postgresql --url "$(BENCH_PG_URL)"; \
+	else \
+	  echo "SKIPPED the PostgreSQL benchmark: no PostgreSQL with PostGIS at $(BENCH_PG_URL)."; \
+	fi
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .coverage

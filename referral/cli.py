@@ -3,6 +3,7 @@ purge, index upkeep."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -253,35 +254,66 @@ def import_command(file: Path, pending: bool) -> None:
 
 @referral_cli.command("export")
 @click.option(
-    "--format", "fmt", type=click.Choice(["hsds", "csv"]), default="hsds", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["hsds", "csv", "fhir"]),
+    default="hsds",
+    show_default=True,
 )
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Write here instead of standard output.",
 )
-@click.option("--base-url", help="The directory's public address, for each listing's link.")
+@click.option(
+    "--base-url",
+    help="The directory's public address, for each listing's link "
+    "(default for fhir: from REFERRAL_PUBLIC_URL).",
+)
 @with_appcontext
 def export_command(fmt: str, output: Path | None, base_url: str | None) -> None:
-    """Export the active directory: Open Referral HSDS 3.0 JSON, or CSV in the import format."""
-    import io
+    """Export the active directory: Open Referral HSDS 3.0 JSON, CSV in the import format,
+    or a FHIR R4 Bundle. CSV and FHIR are written as they are read, so memory stays flat."""
     import json
 
     from referral import export
+    from referral.fhir import directory
+    from referral.urls import external_url
 
-    buffer = io.StringIO()
-    if fmt == "hsds":
-        json.dump(
-            export.hsds_document(get_session(), base_url=base_url),
-            buffer,
-            indent=2,
-            ensure_ascii=False,
-        )
-        buffer.write("\n")
-    else:
-        export.write_csv(get_session(), buffer)
-    if output is None:
-        click.echo(buffer.getvalue(), nl=False)
-    else:
-        output.write_text(buffer.getvalue(), encoding="utf-8")
+    if fmt == "fhir" and not base_url:
+        if not current_app.config["REFERRAL_PUBLIC_URL"]:
+            raise click.ClickException(
+                "A FHIR export needs the directory's public address: set "
+                "REFERRAL_PUBLIC_URL or give --base-url."
+            )
+        base_url = external_url("referral.index")
+    session = get_session()
+    stream = output.open("w", encoding="utf-8", newline="") if output else None
+
+    def write(text: str) -> None:
+        if stream is None:
+            click.echo(text, nl=False)
+        else:
+            stream.write(text)
+
+    try:
+        if fmt == "hsds":
+            document = export.hsds_document(session, base_url=base_url)
+            write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        elif fmt == "csv":
+            export.write_csv(session, _Writer(write))
+        else:
+            for chunk in directory.bundle_chunks(session, base_url):
+                write(chunk)
+    finally:
+        if stream is not None:
+            stream.close()
+    if output is not None:
         click.echo(f"Wrote {output}.", err=True)
+
+
+class _Writer:
+    """A text stream over a ``write`` function (what :mod:`csv` writes to)."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self.write = write

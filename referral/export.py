@@ -19,10 +19,17 @@ from sqlalchemy.orm import Session, selectinload
 
 from referral.hsds import document as hsds_stream
 from referral.hsds.records import hsds_id
-from referral.importer import COLUMNS, escape_formula, site_id
+from referral.importer import COLUMNS, csv_record, escape_formula, site_id
 from referral.models import Practitioner
 
-__all__ = ["active_practitioners", "csv_rows", "hsds_document", "hsds_id", "write_csv"]
+__all__ = [
+    "active_practitioners",
+    "csv_rows",
+    "hsds_document",
+    "hsds_id",
+    "iter_active_practitioners",
+    "write_csv",
+]
 
 
 def active_practitioners(session: Session) -> list[Practitioner]:
@@ -41,6 +48,37 @@ def active_practitioners(session: Session) -> list[Practitioner]:
     )
 
 
+#: listings read per query by :func:`iter_active_practitioners`
+BATCH_SIZE = 500
+
+
+def iter_active_practitioners(
+    session: Session, *, batch_size: int = BATCH_SIZE
+) -> Iterator[Practitioner]:
+    """Every active listing, by id, with its locations, modalities, conditions and funds,
+    read ``batch_size`` at a time (a server-side cursor on PostgreSQL) in a session of its
+    own that forgets each batch once it is handed out: memory stays flat however large the
+    directory, so an export can stream. Each listing is detached once the next batch is
+    read: use what was loaded, nothing else."""
+    stmt = (
+        select(Practitioner)
+        .where(Practitioner.status == "active")
+        .options(
+            selectinload(Practitioner.locations),
+            selectinload(Practitioner.modalities),
+            selectinload(Practitioner.conditions),
+            selectinload(Practitioner.funds),
+        )
+        .order_by(Practitioner.id)
+        .execution_options(yield_per=batch_size)
+    )
+    with Session(bind=session.get_bind(), autoflush=False) as reader:
+        for batch in reader.scalars(stmt).partitions():
+            yield from batch
+            for practitioner in batch:  # with its locations and funds (cascade)
+                reader.expunge(practitioner)
+
+
 def hsds_document(session: Session, *, base_url: str | None = None) -> dict[str, Any]:
     """The active directory as one HSDS 3.0 JSON document (:mod:`referral.hsds.document`,
     which streams the same text; this reads it whole). ``base_url`` (the site's root, e.g.
@@ -50,43 +88,20 @@ def hsds_document(session: Session, *, base_url: str | None = None) -> dict[str,
 
 
 def csv_rows(session: Session) -> Iterator[dict[str, str]]:
-    """One row per location of each active listing, in the import's columns, each cell
-    safe to open in a spreadsheet: one that would run as a formula (a listing named
-    ``=HYPERLINK(...)``, a suburb ``-2+3``) is written behind a ``'``
-    (:func:`referral.importer.escape_formula`; plain numbers such as a latitude stay as
-    they are). The stored values are untouched, and importing the file gives them back."""
-    for row in _plain_rows(session):
-        yield {column: escape_formula(value) for column, value in row.items()}
-
-
-def _plain_rows(session: Session) -> Iterator[dict[str, str]]:
-    for p in active_practitioners(session):
-        listing = {
-            "external_id": site_id(p),
-            "name": p.name,
-            "modalities": ";".join(sorted(m.slug for m in p.modalities)),
-            "phone": p.phone or "",
-            "email": p.email or "",
-            "website": p.website or "",
-            "funds": ";".join(
-                f"{pf.fund.slug}:{pf.provider_number}" if pf.provider_number else pf.fund.slug
-                for pf in sorted(p.funds, key=lambda pf: pf.fund.slug)
-            ),
-        }
+    """One row per location of each active listing, in the import's columns
+    (:func:`referral.importer.csv_record`), read in batches so memory stays flat however
+    large the directory (:func:`iter_active_practitioners`). Each cell is safe to open in a
+    spreadsheet: one that would run as a formula (a listing named ``=HYPERLINK(...)``, a
+    suburb ``-2+3``) is written behind a ``'`` (:func:`referral.importer.escape_formula`;
+    plain numbers such as a latitude stay as they are). The stored values are untouched,
+    and importing the file gives them back."""
+    for p in iter_active_practitioners(session):
         for loc in p.locations:
-            yield {
-                **listing,
-                "street": loc.street or "",
-                "suburb": loc.suburb or "",
-                "postcode": loc.postcode or "",
-                "state": loc.state or "",
-                "country": loc.country,
-                "lat": repr(loc.lat),
-                "lon": repr(loc.lon),
-            }
+            yield {column: escape_formula(value) for column, value in csv_record(p, loc).items()}
 
 
 def write_csv(session: Session, stream: io.TextIOBase | Any) -> int:
+    """Write the CSV export to ``stream`` row by row; returns the number of rows."""
     writer = csv.DictWriter(stream, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     count = 0

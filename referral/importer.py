@@ -1,12 +1,21 @@
 """Bringing a membership list in from CSV: ``flask referral import FILE.csv``.
 
-Columns (exactly): ``external_id,name,modalities,street,suburb,postcode,state,country,lat,lon,
-phone,email,website,funds``; list fields are separated by ``;`` and a fund may carry its
-provider number as ``bupa:123456A``. Rows sharing an ``external_id`` are one practitioner
-with several locations (that is how :mod:`referral.export` writes them). Each bad row is
-reported with its line number (the header is line 1) and changes nothing; so do the other
-rows of the same practitioner. Listings are matched by ``external_id``, so importing the
-same file again changes nothing.
+The file carries a whole listing (the README has a table of the columns): the columns of
+:data:`REQUIRED` must be there, the rest of :data:`COLUMNS` may be left out, and a listing
+keeps what it has for a column the file does not carry; an empty cell clears the value (a
+yes/no column goes back to its default). Headers are matched in any case, with spaces or
+``_`` (``External ID`` is ``external_id``). List cells (modalities, conditions, funds,
+languages) are separated by ``;`` or ``,``; a modality, condition or fund is its name or its
+slug in any case (``Remedial massage``, ``remedial-massage``, ``HCF``), and a fund may carry
+its provider number as ``Bupa:123456A``. Rows sharing an ``external_id`` are one practitioner
+with several locations (that is how :mod:`referral.export` writes them) and must agree on
+the listing's columns. UTF-8 with or without the byte-order mark Excel writes.
+
+Each bad row is reported with its line number (the row a spreadsheet shows: the header
+is line 1, and a cell holding line breaks does not add lines), the column and the value,
+and changes nothing; so do the other rows of the same practitioner. Listings are matched
+by ``external_id``, so importing the same file again changes nothing, and export -> import
+gives back every listing as it was.
 
 Cells a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or
 carriage return) are written by the export behind one ``'``, as OWASP advises against CSV
@@ -20,7 +29,7 @@ import csv
 import io
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,11 +40,59 @@ from sqlalchemy.orm import Session, selectinload
 from referral.accounts import normalise_email
 from referral.errors import InvalidInput
 from referral.geo.postcodes import normalise_postcode
-from referral.listings import by_slugs, check_name, check_phone, check_website, geocode
-from referral.models import HealthFund, Location, Modality, Practitioner, PractitionerFund, utcnow
+from referral.listings import (
+    DAY_NAMES,
+    DAYS,
+    by_slugs,
+    check_name,
+    check_phone,
+    check_website,
+    format_opening_hours,
+    geocode,
+    parse_opening_hours,
+)
+from referral.models import (
+    Condition,
+    HealthFund,
+    Location,
+    Modality,
+    Practitioner,
+    PractitionerFund,
+    utcnow,
+)
 from referral.signals import listing_submitted
 
+#: every column, in the order the export writes them
 COLUMNS = (
+    "external_id",
+    "name",
+    "business_name",
+    "modalities",
+    "conditions",
+    "bio",
+    "languages",
+    "accreditation_body",
+    "membership_number",
+    "funds",
+    "accepting_new_patients",
+    "telehealth",
+    "home_visits",
+    "phone",
+    "email",
+    "website",
+    "location_name",
+    "street",
+    "suburb",
+    "postcode",
+    "state",
+    "country",
+    "lat",
+    "lon",
+    "home_visit_radius_km",
+    "opening_hours",
+)
+#: the columns every file has (the first version of the format); the others are optional
+REQUIRED = (
     "external_id",
     "name",
     "modalities",
@@ -51,17 +108,56 @@ COLUMNS = (
     "website",
     "funds",
 )
+#: columns of one location; all the others describe the listing, the same on each of its rows
+LOCATION_COLUMNS = (
+    "location_name",
+    "street",
+    "suburb",
+    "postcode",
+    "state",
+    "country",
+    "lat",
+    "lon",
+    "home_visit_radius_km",
+    "opening_hours",
+)
 #: listings made on the site have no external id; the export names them ``referral-<id>``
 SITE_ID = re.compile(r"^referral-(\d+)$")
 LOCATION_FIELDS = ("street", "suburb", "postcode", "state", "country")
 #: about a centimetre: coordinates closer than this are the same place
 COORD_TOLERANCE = 1e-7
+#: what a yes/no cell may say (any case); an empty cell is the column's default
+YES, NO = frozenset({"yes", "y", "true", "1"}), frozenset({"no", "n", "false", "0"})
+#: a yes/no column's value when the cell is empty (the model's defaults)
+FLAG_DEFAULTS = {"accepting_new_patients": True, "telehealth": False, "home_visits": False}
+#: longest text each text column takes (the database's and the listing editor's limits)
+TEXT_LIMITS = {
+    "business_name": 200,
+    "bio": 5000,
+    "accreditation_body": 200,
+    "membership_number": 80,
+    "location_name": 200,
+    "street": 200,
+    "suburb": 120,
+    "state": 60,
+    "postcode": 20,
+}
+MAX_RADIUS_KM = 500.0
+MAX_LANGUAGES = 15
 _BAD_BYTES = re.compile("[\udc80-\udcff]")
 #: what a spreadsheet runs as a formula: a cell starting with one of ``= + - @``, tab or CR,
 #: here after any ``'`` already there, so an escaped cell is escaped once more
 _FORMULA = re.compile(r"'*[=+\-@\t\r]")
 #: a plain number (``-33.8688``, ``+61``, ``-1e5``): a spreadsheet shows it, it runs nothing
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_LIST_SEPARATOR = re.compile(r"[;,]")
+#: one day's hours in an ``opening_hours`` cell: ``Mon 09:00-17:00``, ``Mon-Fri: 9-17``
+_HOURS_PART = re.compile(r"^([a-z]+)\.?(?:\s*[-\u2013]\s*([a-z]+)\.?)?\s*:?\s+(.+)$", re.I)
+_DAY_WORDS = {
+    **{day: day for day in DAYS},
+    **{name.lower(): day for day, name in DAY_NAMES.items()},
+    **{"tues": "tue", "thur": "thu", "thurs": "thu"},
+}
 
 
 @dataclass(frozen=True)
@@ -124,6 +220,101 @@ def site_id(practitioner: Practitioner) -> str:
     return practitioner.external_id or f"referral-{practitioner.id}"
 
 
+def hours_cell(hours: Mapping[str, list[list[str]]] | None) -> str:
+    """Opening hours as an ``opening_hours`` cell, the form :func:`parse_hours_cell` reads:
+    ``Mon-Fri 09:00-17:00; Sat 09:00-12:30, 13:30-16:00``, days in a row with the same hours
+    written as a range (a day not named is closed)."""
+    texts = format_opening_hours(hours)
+    runs: list[list[str]] = []  # [first day, last day] of each run of equal hours
+    for day in DAYS:
+        if not texts[day]:
+            continue
+        if runs and texts[runs[-1][1]] == texts[day] and _next_day(runs[-1][1]) == day:
+            runs[-1][1] = day
+        else:
+            runs.append([day, day])
+    label = {day: DAY_NAMES[day][:3] for day in DAYS}
+    return "; ".join(
+        (label[a] if a == b else f"{label[a]}-{label[b]}") + f" {texts[a]}" for a, b in runs
+    )
+
+
+def _next_day(day: str) -> str | None:
+    index = DAYS.index(day) + 1
+    return DAYS[index] if index < len(DAYS) else None
+
+
+def parse_hours_cell(text: str) -> dict[str, list[list[str]]] | None:
+    """An ``opening_hours`` cell as stored hours (``None`` when empty), read by the listing
+    editor's rules (:func:`referral.listings.parse_opening_hours`); a day may be a name or
+    its first letters, or a range (``Mon-Fri 09:00-17:00``). ``ValueError`` says what is
+    wrong, in words for the person who typed it."""
+    texts: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        match = _HOURS_PART.match(part)
+        first = _DAY_WORDS.get(match.group(1).lower()) if match else None
+        last = _DAY_WORDS.get((match.group(2) or match.group(1)).lower()) if match else None
+        if not match or first is None or last is None:
+            raise ValueError(
+                f"cannot read {part[:40]!r}: write a day and its hours, such as "
+                "Mon 09:00-17:00; Tue 09:00-12:30, 13:30-17:00"
+            )
+        days = DAYS[DAYS.index(first) : DAYS.index(last) + 1]
+        if not days:
+            raise ValueError(f"{part[:40]!r}: the days run backwards (write Mon-Fri)")
+        for day in days:
+            if day in texts:
+                raise ValueError(f"{DAY_NAMES[day]} appears twice")
+            texts[day] = match.group(3)
+    try:
+        return parse_opening_hours(texts)
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
+
+
+def _yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def csv_record(practitioner: Practitioner, location: Location) -> dict[str, str]:
+    """One location of a listing as a row of :data:`COLUMNS`, before formula escaping:
+    what :func:`import_csv` reads back into the same listing."""
+    p = practitioner
+    return {
+        "external_id": site_id(p),
+        "name": p.name,
+        "business_name": p.business_name or "",
+        "modalities": ";".join(sorted(m.slug for m in p.modalities)),
+        "conditions": ";".join(sorted(c.slug for c in p.conditions)),
+        "bio": p.bio or "",
+        "languages": "; ".join(p.languages or []),
+        "accreditation_body": p.accreditation_body or "",
+        "membership_number": p.membership_number or "",
+        "funds": ";".join(
+            f"{pf.fund.slug}:{pf.provider_number}" if pf.provider_number else pf.fund.slug
+            for pf in sorted(p.funds, key=lambda pf: pf.fund.slug)
+        ),
+        "accepting_new_patients": _yes_no(p.accepting_new_patients),
+        "telehealth": _yes_no(p.telehealth),
+        "home_visits": _yes_no(p.home_visits),
+        "phone": p.phone or "",
+        "email": p.email or "",
+        "website": p.website or "",
+        "location_name": location.name or "",
+        "street": location.street or "",
+        "suburb": location.suburb or "",
+        "postcode": location.postcode or "",
+        "state": location.state or "",
+        "country": location.country,
+        "lat": repr(location.lat),
+        "lon": repr(location.lon),
+        "home_visit_radius_km": (
+            "" if location.home_visit_radius_km is None else repr(location.home_visit_radius_km)
+        ),
+        "opening_hours": hours_cell(location.opening_hours),
+    }
+
+
 def import_csv(
     session: Session, data: bytes, config: Mapping[str, Any], *, status: str = "active"
 ) -> ImportReport:
@@ -165,6 +356,11 @@ def import_csv(
     return report
 
 
+def _header_name(text: str) -> str:
+    """``External ID`` and ``external-id`` are ``external_id``."""
+    return re.sub(r"[\s-]+", "_", text.strip().lower())
+
+
 def _read(
     session: Session, data: bytes, config: Mapping[str, Any], report: ImportReport
 ) -> tuple[list[_Row], set[str]] | None:
@@ -180,11 +376,11 @@ def _read(
     except csv.Error as exc:
         report.errors.append(RowError(1, f"not a CSV file ({exc})"))
         return None
-    header = [h.strip() for h in header]
     if _BAD_BYTES.search(",".join(header)):
         report.errors.append(RowError(1, "the file is not UTF-8 text: save it as UTF-8 (CSV)"))
         return None
-    missing = [c for c in COLUMNS if c not in header]
+    header = [_header_name(h) for h in header]
+    missing = [c for c in REQUIRED if c not in header]
     extra = [c for c in header if c not in COLUMNS]
     if missing or extra or len(set(header)) != len(header):
         parts = []
@@ -194,15 +390,22 @@ def _read(
             parts.append("unexpected columns: " + ", ".join(extra[:5]))
         if not parts:
             parts.append("a column appears twice")
-        report.errors.append(RowError(1, "; ".join(parts) + f" (expected {','.join(COLUMNS)})"))
+        report.errors.append(
+            RowError(
+                1,
+                "; ".join(parts) + f" (every file has {','.join(REQUIRED)}; "
+                "the README lists the optional columns)",
+            )
+        )
         return None
 
     lookups = _Lookups(session)
     rows: list[_Row] = []
     failed: set[str] = set()
-    last_line = reader.line_num
+    # rows are numbered as a spreadsheet shows them: a cell holding line breaks is one row
+    line = 1
     while True:
-        line = last_line + 1
+        line += 1
         try:
             values = next(reader)
         except StopIteration:
@@ -211,7 +414,6 @@ def _read(
             # the rest of the file cannot be trusted: import none of it
             report.errors.append(RowError(line, f"cannot be read as CSV ({exc})"))
             return None
-        last_line = reader.line_num
         if not any(v.strip() for v in values):
             continue
         if len(values) != len(header):
@@ -232,14 +434,43 @@ def _read(
     return rows, failed
 
 
+def _key(text: str) -> str:
+    """What a taxonomy name or slug is matched by: any case, spaces or hyphens alike."""
+    return re.sub(r"[\s_-]+", "-", text.strip().casefold())
+
+
+class _Taxonomy:
+    """One taxonomy's slugs, found by slug or name in any case."""
+
+    def __init__(self, rows: Iterable[Any], what: str) -> None:
+        rows = list(rows)
+        self.what = what
+        self._slugs: dict[str, str] = {}
+        for row in rows:
+            self._slugs.setdefault(_key(row.slug), row.slug)
+        for row in rows:
+            self._slugs.setdefault(_key(row.name), row.slug)
+        self.names = ", ".join(sorted((row.name for row in rows), key=str.casefold))
+
+    def slug(self, text: str) -> str | None:
+        return self._slugs.get(_key(text))
+
+    def unknown(self, column: str, value: str) -> str:
+        return (
+            f"{column}: {value[:40]!r} is not a {self.what} this directory lists "
+            f"(write one of: {self.names})"
+        )
+
+
 class _Lookups:
     def __init__(self, session: Session) -> None:
-        self.modalities = {m.slug: m for m in session.scalars(select(Modality))}
-        self.funds = {f.slug: f for f in session.scalars(select(HealthFund))}
+        self.modalities = _Taxonomy(session.scalars(select(Modality)), "modality")
+        self.conditions = _Taxonomy(session.scalars(select(Condition)), "condition")
+        self.funds = _Taxonomy(session.scalars(select(HealthFund)), "health fund")
 
 
 def _split(text: str) -> list[str]:
-    return [part.strip() for part in text.split(";") if part.strip()]
+    return [part.strip() for part in _LIST_SEPARATOR.split(text) if part.strip()]
 
 
 def _coordinate(text: str, name: str, limit: float, problems: list[str]) -> float | None:
@@ -254,13 +485,62 @@ def _coordinate(text: str, name: str, limit: float, problems: list[str]) -> floa
     return value
 
 
+def _slugs(taxonomy: _Taxonomy, column: str, text: str, problems: list[str]) -> tuple[str, ...]:
+    slugs = []
+    for item in _split(text):
+        slug = taxonomy.slug(item)
+        if slug is None:
+            problems.append(taxonomy.unknown(column, item))
+        elif slug not in slugs:
+            slugs.append(slug)
+    return tuple(sorted(slugs))
+
+
+def _funds(lookups: _Lookups, text: str, problems: list[str]) -> tuple[tuple[str, Any], ...]:
+    funds: dict[str, str | None] = {}
+    for item in _split(text):
+        name, _, number = item.partition(":")
+        slug, number = lookups.funds.slug(name), number.strip()
+        if slug is None:
+            problems.append(lookups.funds.unknown("funds", name.strip()))
+        elif len(number) > 40:
+            problems.append(
+                f"funds: the provider number for {name.strip()} is longer than 40 characters"
+            )
+        else:
+            funds[slug] = number or None
+    return tuple(sorted(funds.items()))
+
+
+def _flag(record: dict[str, str], column: str, problems: list[str]) -> bool:
+    text = record[column].lower()
+    if not text:
+        return FLAG_DEFAULTS[column]
+    if text in YES or text in NO:
+        return text in YES
+    problems.append(f"{column} {record[column][:20]!r} is not yes or no")
+    return FLAG_DEFAULTS[column]
+
+
+def _languages(text: str, problems: list[str]) -> tuple[str, ...]:
+    languages = tuple(dict.fromkeys(_split(text)))
+    if len(languages) > MAX_LANGUAGES:
+        problems.append(f"languages: list at most {MAX_LANGUAGES} languages")
+    for language in languages:
+        if len(language) > 40:
+            problems.append(f"languages: {language[:40]!r}... is longer than 40 characters")
+    return languages
+
+
 def _check(
     session: Session, record: dict[str, Any], config: Mapping[str, Any], lookups: _Lookups
 ) -> list[str]:
-    """Every reason the row cannot be imported; fills ``_listing``/``_location`` when none."""
+    """Every reason the row cannot be imported, each naming its column and value; fills
+    ``_listing``/``_location`` (only the columns the file has) when there is none."""
     problems: list[str] = []
     if _BAD_BYTES.search("".join(record.values())):
         return ["is not UTF-8 text: save the file as UTF-8 (CSV)"]
+    has = record.__contains__
     external_id = record["external_id"]
     if not external_id:
         problems.append("external_id is empty")
@@ -281,22 +561,37 @@ def _check(
             check_name(name)
         except InvalidInput:
             problems.append(f"name {name[:60]!r} holds a web address or markup, not only a name")
-    modalities = list(dict.fromkeys(_split(record["modalities"])))
-    if not modalities:
+    for column, limit in TEXT_LIMITS.items():
+        if has(column) and len(record[column]) > limit:
+            problems.append(f"{column} is longer than {limit} characters")
+    if has("business_name") and record["business_name"]:
+        try:
+            check_name(record["business_name"])
+        except InvalidInput:
+            problems.append(
+                f"business_name {record['business_name'][:60]!r} holds a web address or "
+                "markup, not only a name"
+            )
+    listing: dict[str, Any] = {"name": name}
+    listing["modalities"] = _slugs(lookups.modalities, "modalities", record["modalities"], problems)
+    if not _split(record["modalities"]):
         problems.append("modalities is empty")
-    for slug in modalities:
-        if slug not in lookups.modalities:
-            problems.append(f"unknown modality {slug!r}")
-    funds: dict[str, str | None] = {}
-    for item in _split(record["funds"]):
-        slug, _, number = item.partition(":")
-        slug, number = slug.strip(), number.strip()
-        if slug not in lookups.funds:
-            problems.append(f"unknown fund {slug!r}")
-        elif len(number) > 40:
-            problems.append(f"provider number for {slug} is longer than 40 characters")
-        else:
-            funds[slug] = number or None
+    if has("conditions"):
+        listing["conditions"] = _slugs(
+            lookups.conditions, "conditions", record["conditions"], problems
+        )
+    listing["funds"] = _funds(lookups, record["funds"], problems)
+    if has("languages"):
+        listing["languages"] = _languages(record["languages"], problems)
+    for column in FLAG_DEFAULTS:
+        if has(column):
+            listing[column] = _flag(record, column, problems)
+    for column in ("business_name", "accreditation_body", "membership_number"):
+        if has(column):
+            listing[column] = record[column] or None
+    if has("bio"):
+        listing["bio"] = record["bio"]
+
     country = (record["country"] or str(config["REFERRAL_DEFAULT_COUNTRY"])).upper()
     if len(country) != 2 or not country.isalpha():
         problems.append(f"country {record['country'][:20]!r} is not a two-letter code")
@@ -315,9 +610,18 @@ def _check(
         phone = check_phone(record["phone"] or None, country if len(country) == 2 else "AU")
     except (InvalidInput, TypeError):
         problems.append(f"phone {record['phone'][:40]!r} is not a phone number")
-    for column, limit in (("street", 200), ("suburb", 120), ("state", 60), ("postcode", 20)):
-        if len(record[column]) > limit:
-            problems.append(f"{column} is longer than {limit} characters")
+    listing.update(phone=phone, email=email, website=website)
+
+    place: dict[str, Any] = {}
+    if has("location_name"):
+        place["name"] = record["location_name"] or None
+    if has("home_visit_radius_km"):
+        place["home_visit_radius_km"] = _radius(record["home_visit_radius_km"], problems)
+    if has("opening_hours"):
+        try:
+            place["opening_hours"] = parse_hours_cell(record["opening_hours"])
+        except ValueError as exc:
+            problems.append(f"opening_hours: {exc}")
     lat = lon = None
     if record["lat"] or record["lon"]:
         if not (record["lat"] and record["lon"]):
@@ -335,14 +639,7 @@ def _check(
             lat, lon = geocode(session, postcode, record["suburb"] or None, country, config)
         except InvalidInput as exc:
             return [exc.message]
-    record["_listing"] = {
-        "name": name,
-        "modalities": tuple(sorted(modalities)),
-        "funds": tuple(sorted(funds.items())),
-        "phone": phone,
-        "email": email,
-        "website": website,
-    }
+    record["_listing"] = listing
     record["_location"] = {
         "street": record["street"] or None,
         "suburb": record["suburb"] or None,
@@ -351,8 +648,25 @@ def _check(
         "country": country,
         "lat": lat,
         "lon": lon,
+        **place,
     }
     return []
+
+
+def _radius(text: str, problems: list[str]) -> float | None:
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        problems.append(f"home_visit_radius_km {text[:20]!r} is not a number of kilometres")
+        return None
+    if not math.isfinite(value) or not 0 <= value <= MAX_RADIUS_KM:
+        problems.append(
+            f"home_visit_radius_km {text[:20]} is out of range (0 to {MAX_RADIUS_KM:g} km)"
+        )
+        return None
+    return value
 
 
 def _consistent(group: list[_Row], report: ImportReport) -> bool:
@@ -377,6 +691,7 @@ def _find(session: Session, external_id: str) -> Practitioner | None:
     options = [
         selectinload(Practitioner.locations),
         selectinload(Practitioner.modalities),
+        selectinload(Practitioner.conditions),
         selectinload(Practitioner.funds),
     ]
     found = session.scalars(
@@ -391,21 +706,24 @@ def _find(session: Session, external_id: str) -> Practitioner | None:
 
 
 def _same_place(location: Location, wanted: dict[str, Any]) -> bool:
-    return all(getattr(location, f) == wanted[f] for f in LOCATION_FIELDS) and (
+    exact = [key for key in wanted if key not in ("lat", "lon")]
+    return all(getattr(location, key) == wanted[key] for key in exact) and (
         abs(location.lat - wanted["lat"]) <= COORD_TOLERANCE
         and abs(location.lon - wanted["lon"]) <= COORD_TOLERANCE
     )
 
 
-def _current(practitioner: Practitioner) -> dict[str, Any]:
-    return {
-        "name": practitioner.name,
-        "modalities": tuple(sorted(m.slug for m in practitioner.modalities)),
-        "funds": tuple(sorted((pf.fund.slug, pf.provider_number) for pf in practitioner.funds)),
-        "phone": practitioner.phone,
-        "email": practitioner.email,
-        "website": practitioner.website,
+def _current(practitioner: Practitioner, keys: Iterable[str]) -> dict[str, Any]:
+    """The listing as :func:`_check` describes a row, for the columns in ``keys``."""
+    p = practitioner
+    derived = {
+        "modalities": lambda: tuple(sorted(m.slug for m in p.modalities)),
+        "conditions": lambda: tuple(sorted(c.slug for c in p.conditions)),
+        "funds": lambda: tuple(sorted((pf.fund.slug, pf.provider_number) for pf in p.funds)),
+        "languages": lambda: tuple(p.languages or ()),
+        "bio": lambda: p.bio or "",
     }
+    return {key: derived[key]() if key in derived else getattr(p, key) for key in keys}
 
 
 def _apply(
@@ -416,7 +734,7 @@ def _apply(
     practitioner = _find(session, external_id)
     if practitioner is not None:
         same = (
-            _current(practitioner) == wanted
+            _current(practitioner, wanted) == wanted
             and len(practitioner.locations) == len(places)
             and all(
                 _same_place(loc, p) for loc, p in zip(practitioner.locations, places, strict=True)
@@ -432,11 +750,15 @@ def _apply(
             practitioner.verified_at = utcnow()
         session.add(practitioner)
         outcome = "created"
-    practitioner.name = wanted["name"]
-    practitioner.phone = wanted["phone"]
-    practitioner.email = wanted["email"]
-    practitioner.website = wanted["website"]
-    practitioner.modalities = by_slugs(session, Modality, list(wanted["modalities"]), "modality")
+    taxonomies = {"modalities": (Modality, "modality"), "conditions": (Condition, "condition")}
+    for key, value in wanted.items():
+        if key in taxonomies:
+            model, what = taxonomies[key]
+            setattr(practitioner, key, by_slugs(session, model, list(value), what))
+        elif key == "languages":
+            practitioner.languages = list(value)
+        elif key != "funds":
+            setattr(practitioner, key, value)
     existing = {pf.fund.slug: pf for pf in practitioner.funds}
     funds = []
     for slug, number in wanted["funds"]:

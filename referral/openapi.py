@@ -513,6 +513,21 @@ def document(config: Mapping[str, Any], server_url: str) -> dict[str, Any]:
                     "responses": _responses(_json("HSDS 3.0 document.", {"type": "object"})),
                 }
             },
+            "/v1/export/fhir.json": {
+                "get": {
+                    "operationId": "exportFhir",
+                    "summary": "The active directory as a FHIR R4 Bundle (open data)",
+                    "description": "A collection Bundle of Organization, Practitioner, "
+                    "PractitionerRole, HealthcareService and Location resources, streamed; "
+                    "no contact emails. Readable from any origin.",
+                    "responses": _responses(
+                        {
+                            "description": "FHIR R4 Bundle.",
+                            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+                        }
+                    ),
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",

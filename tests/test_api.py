@@ -267,6 +267,7 @@ def test_openapi_document_validates(client, spec):
         "/v1/funds",
         "/v1/places",
         "/v1/export/hsds.json",
+        "/v1/export/fhir.json",
         "/openapi.json",
     }
     # every API route the app serves is documented (the HSDS API in its own document:

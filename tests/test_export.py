@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from referral import export
+from referral import export, migrate
+from referral.db import get_session, make_engine
+from referral.geo import postcodes
 from referral.importer import COLUMNS, import_csv
-from referral.models import HealthFund, Practitioner, PractitionerFund
+from referral.models import HealthFund, Location, Practitioner, PractitionerFund
 
 SCHEMA = json.loads(
     (Path(__file__).parent / "data" / "hsds-3.0" / "service_with_definitions.json").read_text(
@@ -237,3 +240,211 @@ def test_neutralised_csv_imports_back_as_typed(app, runner, session, formulas, t
         ).one()
         == "'plain"
     )
+
+
+# --- a whole listing, round trip -------------------------------------------------------
+
+#: what the CSV does not carry: ids, the account, moderation and timestamps
+NOT_IN_CSV = {
+    "id",
+    "user_id",
+    "status_reason",
+    "verified_by",
+    "verified_at",
+    "created_at",
+    "updated_at",
+    "practitioner_id",
+}
+
+
+def _columns(model) -> list[str]:
+    return [c.key for c in model.__table__.columns if c.key not in NOT_IN_CSV]
+
+
+def _records(session) -> list[dict]:
+    """Every listing as the database holds it, field by field: a column added to the
+    models and not carried by the CSV makes the round trip below fail."""
+    session.expire_all()
+    return [
+        {
+            **{key: getattr(p, key) for key in _columns(Practitioner)},
+            "modalities": sorted(m.slug for m in p.modalities),
+            "conditions": sorted(c.slug for c in p.conditions),
+            "funds": sorted((pf.fund.slug, pf.provider_number) for pf in p.funds),
+            "language_codes": [row.code for row in p.language_codes],
+            "locations": [
+                {key: getattr(loc, key) for key in _columns(Location)} for loc in p.locations
+            ],
+        }
+        for p in session.scalars(select(Practitioner).order_by(Practitioner.external_id))
+    ]
+
+
+@pytest.fixture
+def rich(session, add_practitioner):
+    """A listing with every field filled, as an operator or the editor would leave it."""
+    funds = {f.slug: f for f in session.scalars(select(HealthFund))}
+    cleo = add_practitioner(
+        "Cleo Park",
+        (-33.8976, 151.1793),
+        (-33.8840, 151.2120),
+        modalities=("physiotherapy", "remedial-massage", "pilates"),
+        conditions=("low-back-pain", "sciatica", "pregnancy"),
+        external_id="m-rich",
+        business_name="Park Physio & Pilates",
+        bio='- Twenty years in practice, "hands-on".\nHome visits in the inner west.\n\n'
+        "Zoë speaks Korean.",
+        email="cleo@example.com",
+        phone="+61 2 9555 0101",
+        website="https://park.example.com/book?x=1",
+        accreditation_body="Australian Physiotherapy Association",
+        membership_number="APA-4471",
+        languages=["English", "Korean", "Auslan"],
+        accepting_new_patients=False,
+        telehealth=True,
+        home_visits=True,
+        funds=[
+            PractitionerFund(fund=funds["bupa"], provider_number="123456A"),
+            PractitionerFund(fund=funds["hcf"]),
+            PractitionerFund(fund=funds["teachers-health"], provider_number="TH-9 01"),
+        ],
+    )
+    first, second = cleo.locations
+    first.name, first.street, first.postcode, first.state = (
+        "Newtown rooms",
+        "12 King St",
+        "2042",
+        "NSW",
+    )
+    first.home_visit_radius_km = 12.5
+    first.opening_hours = {
+        "mon": [["09:00", "17:00"]],
+        "tue": [["09:00", "17:00"]],
+        "thu": [["07:30", "12:00"], ["13:00", "19:00"]],
+        "sat": [["09:00", "12:30"]],
+    }
+    second.suburb, second.postcode, second.state = "Surry Hills", "2010", "NSW"
+    add_practitioner(
+        "Ben Ode", (-33.8150, 151.0010), modalities=("physiotherapy",), external_id="m-ben"
+    )
+    session.commit()
+    return cleo
+
+
+def _export(runner, path):
+    result = runner.invoke(args=["referral", "export", "--format", "csv", "--output", str(path)])
+    assert result.exit_code == 0, result.output
+    return path.read_bytes()
+
+
+@pytest.fixture
+def fresh_app(make_app, tmp_path):
+    """An app on a brand-new SQLite database, migrated and seeded like the test ones."""
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    with Session(engine) as seed:
+        migrate.sync_taxonomy(seed, make_app().config)
+        with (Path(__file__).parent / "data" / "geonames_sample.txt").open(encoding="utf-8") as f:
+            postcodes.load_centroids(seed, postcodes.parse_geonames(f), source="test")
+    engine.dispose()
+    return make_app(REFERRAL_DATABASE_URL=url)
+
+
+def test_a_whole_listing_round_trips_through_a_fresh_database(
+    app, runner, session, rich, fresh_app, tmp_path
+):
+    first = _export(runner, tmp_path / "first.csv")
+    before = _records(session)
+    assert before[1]["locations"][0]["opening_hours"]["thu"] == [
+        ["07:30", "12:00"],
+        ["13:00", "19:00"],
+    ]
+    with fresh_app.app_context():
+        fresh = get_session()
+        report = import_csv(fresh, first, fresh_app.config)
+        assert (report.created, report.errors) == (2, [])
+        second = _export(fresh_app.test_cli_runner(), tmp_path / "second.csv")
+        assert second == first
+        assert _records(fresh) == before
+        # and again: nothing changes
+        again = import_csv(fresh, second, fresh_app.config)
+        assert (again.unchanged, again.updated, again.created) == (2, 0, 0)
+
+
+def test_a_whole_listing_round_trips_through_an_emptied_directory(
+    app, runner, session, rich, tmp_path
+):
+    first = _export(runner, tmp_path / "first.csv")
+    before = _records(session)
+    assert import_csv(session, first, app.config).unchanged == 2
+    for practitioner in session.scalars(select(Practitioner)):
+        session.delete(practitioner)
+    session.commit()
+    report = import_csv(session, first, app.config)
+    assert (report.created, report.errors) == (2, [])
+    assert _export(runner, tmp_path / "second.csv") == first
+    assert _records(session) == before
+
+
+def test_csv_export_reads_the_directory_in_batches(session, add_practitioner):
+    """The export never holds the whole directory: each batch is let go once written."""
+    import gc
+    import weakref
+
+    for n in range(30):
+        add_practitioner(f"Batch {n}", (-33.8 - n / 1000, 151.2))
+    alive: list[weakref.ref] = []
+    most = 0
+    for n, p in enumerate(export.iter_active_practitioners(session, batch_size=7)):
+        alive.append(weakref.ref(p))
+        if n % 7 == 6:
+            gc.collect()
+            most = max(most, sum(ref() is not None for ref in alive))
+    assert len(alive) == 30
+    assert 0 < most <= 8  # one batch (and the listing in hand), never all 30
+    assert p.locations[0].lat == pytest.approx(-33.829)  # what was loaded stays readable
+
+
+def test_association_membership_list_imports_cleanly_and_reimports_unchanged(runner, session):
+    """tests/data/association_members.csv is written as an association writes it: Excel's
+    byte-order mark and CRLF, capitalised modality names, ``Bupa; Medibank; HCF``,
+    ``English, Greek``, ``Yes``/``No`` and blank optional cells, no coordinates."""
+    path = Path(__file__).parent / "data" / "association_members.csv"
+    assert path.read_bytes().startswith(b"\xef\xbb\xbfexternal_id,")
+    result = runner.invoke(args=["referral", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "6 created, 0 updated, 0 unchanged, 0 rejected" in result.output
+    helen = session.scalars(
+        select(Practitioner).where(Practitioner.external_id == "MMA-10231")
+    ).one()
+    assert [m.slug for m in helen.modalities] == ["myotherapy", "remedial-massage"]
+    assert {f.fund.slug for f in helen.funds} == {"bupa", "medibank", "hcf"}
+    assert [c.slug for c in helen.conditions] == ["headache", "low-back-pain", "neck-pain"]
+    assert (
+        helen.languages == ["English", "Greek"]
+        and helen.website == "https://harbourmassage.example"
+    )
+    assert [loc.suburb for loc in helen.locations] == ["Sydney", "Surry Hills"]
+    assert helen.locations[0].opening_hours["fri"] == [["09:00", "18:00"]]
+    grace = session.scalars(
+        select(Practitioner).where(Practitioner.external_id == "MMA-11345")
+    ).one()
+    assert {f.fund.slug: f.provider_number for f in grace.funds} == {
+        "bupa": "4471852B",
+        "medibank": "MB-99812",
+        "hcf": None,
+    }
+    assert (grace.home_visits, grace.locations[0].home_visit_radius_km) == (True, 25.0)
+    aroha = session.scalars(
+        select(Practitioner).where(Practitioner.external_id == "MMA-12004")
+    ).one()
+    assert (aroha.accepting_new_patients, aroha.telehealth, aroha.bio, aroha.languages) == (
+        True,
+        False,
+        "",
+        [],
+    )
+    again = runner.invoke(args=["referral", "import", str(path)])
+    assert again.exit_code == 0, again.output
+    assert "0 created, 0 updated, 6 unchanged, 0 rejected" in again.output

@@ -3,11 +3,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from referral.importer import COLUMNS, escape_formula, import_csv, unescape_formula
+from referral.importer import COLUMNS, REQUIRED, escape_formula, import_csv, unescape_formula
 from referral.models import Location, Practitioner
 from referral.signals import listing_submitted
 
-HEADER = ",".join(COLUMNS)
+HEADER = ",".join(REQUIRED)
 GOOD = [
     "m-001,Ana Lima,remedial-massage;myotherapy,1 George St,Sydney,2000,NSW,AU,-33.8688,151.2093,"
     "02 9123 4567,ana@example.com,https://ana.example.com,bupa:123456A;hcf",
@@ -77,7 +77,7 @@ def test_changed_row_updates_in_place(app, session):
     "row, reason",
     [
         ("m-9,Zed,yoga,,,2000,,AU,200,151,,,,", "lat 200 is out of range"),
-        ("m-9,Zed,reiki,,,2000,,AU,,,,,,", "unknown modality 'reiki'"),
+        ("m-9,Zed,reiki,,,2000,,AU,,,,,,", "modalities: 'reiki' is not a modality"),
         ("m-9,,yoga,,,2000,,AU,,,,,,", "name is empty"),
         ("m-9,Zed https://evil.example,yoga,,,2000,,AU,,,,,,", "holds a web address or markup"),
         ("m-9,<b>Zed</b>,yoga,,,2000,,AU,,,,,,", "holds a web address or markup"),
@@ -87,7 +87,7 @@ def test_changed_row_updates_in_place(app, session):
         ("m-9,Zed,yoga,,,2000,,AU,abc,151,,,,", "'abc' is not a number"),
         ("m-9,Zed,yoga,,,2000,,AU,,,,not-an-email,,", "is not a valid address"),
         ("m-9,Zed,yoga,,,2000,,AU,,,,,http://[oops.example,", "is not a web address"),
-        ("m-9,Zed,yoga,,,2000,,AU,,,,,,medicare", "unknown fund 'medicare'"),
+        ("m-9,Zed,yoga,,,2000,,AU,,,,,,medicare", "funds: 'medicare' is not a health fund"),
         ("m-9,Zed,,,,2000,,AU,,,,,,", "modalities is empty"),
         ("m-9,Zed,yoga,,,2000,,AU,,", "has 10 fields, expected 14"),
         (",Zed,yoga,,,2000,,AU,,,,,,", "external_id is empty"),
@@ -252,3 +252,190 @@ def test_import_takes_the_formula_quote_off_and_nothing_else(app, session):
         session.scalars(select(Practitioner.name).where(Practitioner.external_id == "m-8")).one()
         == "'Quoted' Name"
     )
+
+
+# --- the whole listing -------------------------------------------------------------
+
+FULL = ",".join(COLUMNS)
+
+
+def _full(columns: tuple[str, ...] = COLUMNS, **cells: str) -> str:
+    """One row of a complete listing in ``columns``, with ``cells`` changed."""
+    row = {
+        "external_id": "m-100",
+        "name": "Cleo Park",
+        "business_name": "Park Physio",
+        "modalities": "Physiotherapy; Remedial massage",
+        "conditions": "Low back pain; sciatica",
+        "bio": '"Twenty years in practice.\nHome visits in the inner west."',
+        "languages": "English; Korean",
+        "accreditation_body": "Australian Physiotherapy Association",
+        "membership_number": "APA-4471",
+        "funds": "Bupa:123456A; HCF",
+        "accepting_new_patients": "No",
+        "telehealth": "yes",
+        "home_visits": "Y",
+        "phone": "02 9555 0101",
+        "email": "cleo@example.com",
+        "website": "https://park.example.com",
+        "location_name": "Park Physio Newtown",
+        "street": "12 King St",
+        "suburb": "Newtown",
+        "postcode": "2042",
+        "state": "NSW",
+        "country": "AU",
+        "lat": "-33.8976",
+        "lon": "151.1793",
+        "home_visit_radius_km": "12.5",
+        "opening_hours": '"Mon-Fri 09:00-17:00; Sat 9-12:30"',
+    }
+    row.update(cells)
+    return ",".join(row[c] for c in columns)
+
+
+def _cleo(session) -> Practitioner:
+    session.expire_all()
+    return session.scalars(select(Practitioner).where(Practitioner.external_id == "m-100")).one()
+
+
+def test_a_full_row_carries_the_whole_listing(app, session):
+    report = import_csv(session, _csv(_full(), header=FULL), app.config)
+    assert (report.created, report.errors) == (1, [])
+    cleo = _cleo(session)
+    assert (cleo.name, cleo.business_name, cleo.bio) == (
+        "Cleo Park",
+        "Park Physio",
+        "Twenty years in practice.\nHome visits in the inner west.",
+    )
+    assert [m.slug for m in cleo.modalities] == ["physiotherapy", "remedial-massage"]
+    assert [c.slug for c in cleo.conditions] == ["low-back-pain", "sciatica"]
+    assert cleo.languages == ["English", "Korean"]
+    assert [code.code for code in cleo.language_codes] == ["en", "ko"]
+    assert (cleo.accreditation_body, cleo.membership_number) == (
+        "Australian Physiotherapy Association",
+        "APA-4471",
+    )
+    assert {f.fund.slug: f.provider_number for f in cleo.funds} == {"bupa": "123456A", "hcf": None}
+    assert (cleo.accepting_new_patients, cleo.telehealth, cleo.home_visits) == (False, True, True)
+    place = cleo.locations[0]
+    assert (place.name, place.home_visit_radius_km) == ("Park Physio Newtown", 12.5)
+    weekday = [["09:00", "17:00"]]
+    assert place.opening_hours == {
+        "mon": weekday,
+        "tue": weekday,
+        "wed": weekday,
+        "thu": weekday,
+        "fri": weekday,
+        "sat": [["09:00", "12:30"]],
+    }
+    again = import_csv(session, _csv(_full(), header=FULL), app.config)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 1)
+
+
+@pytest.mark.parametrize(
+    "modalities, funds, conditions",
+    [
+        ("Physiotherapy; Remedial massage", "Bupa:123456A; HCF", "Low back pain; Sciatica"),
+        ("physiotherapy;remedial-massage", "bupa:123456A;hcf", "low-back-pain;sciatica"),
+        ('"PHYSIOTHERAPY, remedial massage"', '"BUPA:123456A, hcf"', '"LOW BACK PAIN, sciatica"'),
+        ("Remedial-Massage; physiotherapy", "HCF; Bupa: 123456A", "Sciatica; low-back-pain"),
+    ],
+)
+def test_list_values_take_a_name_or_a_slug_in_any_case(app, session, modalities, funds, conditions):
+    row = _full(modalities=modalities, funds=funds, conditions=conditions)
+    report = import_csv(session, _csv(row, header=FULL), app.config)
+    assert (report.created, report.errors) == (1, [])
+    cleo = _cleo(session)
+    assert [m.slug for m in cleo.modalities] == ["physiotherapy", "remedial-massage"]
+    assert [c.slug for c in cleo.conditions] == ["low-back-pain", "sciatica"]
+    assert {f.fund.slug: f.provider_number for f in cleo.funds} == {"bupa": "123456A", "hcf": None}
+
+
+@pytest.mark.parametrize(
+    "cells, message",
+    [
+        (
+            {"modalities": "Reiki"},
+            "modalities: 'Reiki' is not a modality this directory lists (write one of: "
+            "Chiropractic, Clinical pilates,",
+        ),
+        ({"conditions": "Gout"}, "conditions: 'Gout' is not a condition this directory lists"),
+        ({"funds": "Bupa; Medicare"}, "funds: 'Medicare' is not a health fund this directory"),
+        ({"telehealth": "sometimes"}, "telehealth 'sometimes' is not yes or no"),
+        ({"home_visit_radius_km": "far"}, "home_visit_radius_km 'far' is not a number"),
+        ({"home_visit_radius_km": "900"}, "home_visit_radius_km 900 is out of range (0 to 500"),
+        ({"opening_hours": "Mon 9am to 5pm"}, "opening_hours: Monday: write opening hours like"),
+        ({"opening_hours": "Someday 09:00-17:00"}, "opening_hours: cannot read 'Someday"),
+        ({"opening_hours": '"Mon 09:00-12:00; mon 13:00-17:00"'}, "Monday appears twice"),
+        ({"business_name": "www.cheap.example"}, "business_name 'www.cheap.example' holds a"),
+        ({"bio": "x" * 5001}, "bio is longer than 5000 characters"),
+        ({"membership_number": "9" * 81}, "membership_number is longer than 80 characters"),
+    ],
+)
+def test_a_bad_value_names_the_line_column_and_value_and_writes_nothing_of_the_row(
+    app, session, cells, message
+):
+    second = _full(external_id="m-101", name="Dana Ode", **cells)
+    report = import_csv(session, _csv(_full(), second, header=FULL), app.config)
+    assert [(e.line, message in e.message) for e in report.errors] == [(3, True)], report.errors
+    assert session.scalars(select(Practitioner.external_id)).all() == ["m-100"]
+    assert _count(session, Location) == 1
+
+
+def test_a_column_left_out_keeps_what_the_listing_has(app, session):
+    import_csv(session, _csv(_full(), header=FULL), app.config)
+    # the first format's columns only: the bio, hours and languages stay as they were
+    short = _full(REQUIRED)
+    report = import_csv(session, _csv(short), app.config)
+    assert (report.updated, report.unchanged, report.errors) == (0, 1, [])
+    renamed = short.replace("Cleo Park", "Cleo Park-Lee")
+    assert import_csv(session, _csv(renamed), app.config).updated == 1
+    cleo = _cleo(session)
+    assert cleo.name == "Cleo Park-Lee" and cleo.bio.startswith("Twenty years")
+    assert cleo.languages == ["English", "Korean"] and cleo.locations[0].opening_hours["sat"]
+
+
+def test_an_empty_cell_clears_the_value_and_flags_go_back_to_their_defaults(app, session):
+    import_csv(session, _csv(_full(), header=FULL), app.config)
+    blank = _full(
+        bio="",
+        business_name="",
+        conditions="",
+        languages="",
+        accepting_new_patients="",
+        telehealth="",
+        home_visits="",
+        home_visit_radius_km="",
+        opening_hours="",
+        location_name="",
+    )
+    assert import_csv(session, _csv(blank, header=FULL), app.config).updated == 1
+    cleo = _cleo(session)
+    assert (cleo.bio, cleo.business_name, cleo.conditions, cleo.languages) == ("", None, [], [])
+    assert (cleo.accepting_new_patients, cleo.telehealth, cleo.home_visits) == (True, False, False)
+    place = cleo.locations[0]
+    assert (place.name, place.home_visit_radius_km, place.opening_hours) == (None, None, None)
+
+
+def test_headers_are_matched_in_any_case_with_spaces(app, session):
+    header = FULL.replace("external_id", "External ID").replace(
+        "home_visit_radius_km", "Home visit radius km"
+    )
+    report = import_csv(session, _csv(_full(), header=header), app.config)
+    assert (report.created, report.errors) == (1, [])
+
+
+def test_rows_of_one_practitioner_must_agree_on_the_new_columns_too(app, session):
+    second = _full(location_name="Second room", bio="Another bio")
+    report = import_csv(session, _csv(_full(), second, header=FULL), app.config)
+    assert [e.line for e in report.errors] == [2, 3]
+    assert "bio differs from line 2" in report.errors[1].message
+    assert _count(session) == 0
+
+
+def test_an_excel_file_with_bom_and_crlf_imports(app, session):
+    data = b"\xef\xbb\xbf" + _csv(_full(), header=FULL).replace(b"\n", b"\r\n")
+    report = import_csv(session, data, app.config)
+    assert (report.created, report.errors) == (1, [])
+    # the line break inside the quoted bio is Excel's too
+    assert _cleo(session).bio == "Twenty years in practice.\r\nHome visits in the inner west."

@@ -21,6 +21,7 @@ def test_wheel_ships_templates_static_files_and_migrations(tmp_path):
         "referral/__init__.py",
         "referral/py.typed",
         "referral/search/postgis.py",
+        "referral/fhir/directory.py",
         "referral/templates/referral/base.html",
         "referral/templates/referral/search.html",
         "referral/templates/referral/_referral_form.html",
