@@ -16,6 +16,7 @@ from referral.db import get_engine, get_session
 from referral.errors import InvalidInput
 from referral.geo import geocode, postcodes
 from referral.models import Postcode
+from referral.signals import directory_exported
 
 
 @click.group("referral", help="Manage the referral plugin's database and data.")
@@ -197,6 +198,7 @@ def import_command(file: Path, pending: bool) -> None:
         file.read_bytes(),
         current_app.config,
         status="pending" if pending else "active",
+        source=file.name,
     )
     for error in report.errors:
         click.echo(f"{file.name}: {error}", err=True)
@@ -239,3 +241,20 @@ def export_command(fmt: str, output: Path | None, base_url: str | None) -> None:
     else:
         output.write_text(buffer.getvalue(), encoding="utf-8")
         click.echo(f"Wrote {output}.", err=True)
+    directory_exported.send(
+        current_app._get_current_object(),
+        actor="cli",
+        format=fmt,
+        destination=output.name if output else "standard output",
+    )
+
+
+@referral_cli.command("digest")
+@with_appcontext
+def digest_command() -> None:
+    """Email admins what waits (listings to check, problem reports): at most once a day,
+    so it is safe to run from cron as often as you like."""
+    from referral.digest import send_digest
+
+    sent = send_digest(get_session())
+    click.echo(f"Digest queued for {sent} admins." if sent else "No digest needed today.")

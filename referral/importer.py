@@ -29,11 +29,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from referral.accounts import normalise_email
+from referral.audit import current_actor
 from referral.errors import InvalidInput
 from referral.geo.postcodes import normalise_postcode
 from referral.listings import by_slugs, check_name, check_phone, check_website, geocode
 from referral.models import HealthFund, Location, Modality, Practitioner, PractitionerFund, utcnow
-from referral.signals import listing_submitted
+from referral.signals import directory_imported, listing_submitted
 
 COLUMNS = (
     "external_id",
@@ -125,9 +126,15 @@ def site_id(practitioner: Practitioner) -> str:
 
 
 def import_csv(
-    session: Session, data: bytes, config: Mapping[str, Any], *, status: str = "active"
+    session: Session,
+    data: bytes,
+    config: Mapping[str, Any],
+    *,
+    status: str = "active",
+    source: str = "CSV",
 ) -> ImportReport:
-    """Validate every row, then write the good practitioners in one transaction."""
+    """Validate every row, then write the good practitioners in one transaction; the audit
+    log records it (``source`` names the file there)."""
     report = ImportReport()
     read = _read(session, data, config, report)
     if read is None:
@@ -160,8 +167,13 @@ def import_csv(
         session.rollback()
         raise
     report.errors.sort(key=lambda e: e.line)
+    app = current_app._get_current_object()
     for practitioner in submitted:
-        listing_submitted.send(current_app._get_current_object(), practitioner=practitioner)
+        listing_submitted.send(app, practitioner=practitioner)
+    counts = {"created": report.created, "updated": report.updated, "rejected": len(report.errors)}
+    directory_imported.send(
+        app, actor=current_actor()[0], source=source, summary=report.summary(), counts=counts
+    )
     return report
 
 

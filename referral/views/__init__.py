@@ -38,18 +38,20 @@ def make_blueprint(state: Any = None) -> Blueprint:
     bp.context_processor(_template_context)
     bp.add_app_template_filter(format_distance, "distance")
     bp.add_app_template_filter(reference, "reference")
-    for name in ("localtime", "phone", "status_words", "actor_words", "trail_words"):
+    for name in ("localtime", "month_year", "phone", "status_words", "actor_words", "trail_words"):
         bp.add_app_template_filter(getattr(wording, name), name)
 
     from referral.views import (
         accounts,
         admin,
         api,
+        audit,
         inbox,
         opendata,
         practitioner,
         public,
         referrals,
+        reports,
     )
 
     public.register(bp)
@@ -59,6 +61,8 @@ def make_blueprint(state: Any = None) -> Blueprint:
         accounts.register(bp, state.limiter)
     practitioner.register(bp)
     admin.register(bp)
+    audit.register(bp)
+    reports.register(bp, state.limiter if state is not None else None)
     opendata.register(bp)
     api.register(bp)
     embed.register(bp)  # last: it copies the embeddable pages' rules
@@ -174,6 +178,7 @@ def account_links() -> list[tuple[str, str, str]]:
         links += [
             ("admin_queue", url_for("referral.admin_queue"), f"Listings to check ({waiting})"),
             ("admin_outbox", url_for("referral.admin_outbox"), "Undelivered messages"),
+            ("admin_audit", url_for("referral.admin_audit"), "Audit log"),
         ]
     return links
 
