@@ -65,9 +65,10 @@ def report_problem(practitioner_id: int) -> Any:
     form = ReportForm()
     status = 200
     if form.is_submitted():
+        valid = form.validate()
         if form.csrf_failed():
             return csrf_failed_page()
-        if form.validate():
+        if valid:
             try:
                 reports.file_report(
                     session, practitioner, form.kind.data, form.note.data, form.email.data
