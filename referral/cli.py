@@ -252,9 +252,14 @@ def export_command(fmt: str, output: Path | None, base_url: str | None) -> None:
 @referral_cli.command("digest")
 @with_appcontext
 def digest_command() -> None:
-    """Email admins what waits (listings to check, problem reports): at most once a day,
-    so it is safe to run from cron as often as you like."""
+    """Email admins what waits (listings to check, problem reports), at most once a day,
+    and ask practitioners whose details were confirmed REFERRAL_RECONFIRM_AFTER_DAYS ago to
+    confirm them again (one request, one reminder): safe to run from cron as often as
+    you like."""
     from referral.digest import send_digest
+    from referral.reconfirm import send_requests
 
     sent = send_digest(get_session())
     click.echo(f"Digest queued for {sent} admins." if sent else "No digest needed today.")
+    asked = send_requests(get_session())
+    click.echo(f"Asked {asked} practitioners to confirm their details.")

@@ -28,6 +28,8 @@ PUBLIC = {
     "referral.embed_js",
     # "report wrong details" on an active listing (tests/test_reports.py)
     "referral.report_problem",
+    # "my details are still right", authorised by its signed token (tests/test_reconfirm.py)
+    "referral.reconfirm_listing",
     # the referral form, and the cancel link (authorised by its signed token: tests/test_refer.py)
     "referral.refer",
     "referral.cancel",

@@ -50,6 +50,7 @@ def make_blueprint(state: Any = None) -> Blueprint:
         opendata,
         practitioner,
         public,
+        reconfirm,
         referrals,
         reports,
     )
@@ -63,6 +64,7 @@ def make_blueprint(state: Any = None) -> Blueprint:
     admin.register(bp)
     audit.register(bp)
     reports.register(bp, state.limiter if state is not None else None)
+    reconfirm.register(bp)
     opendata.register(bp)
     api.register(bp)
     embed.register(bp)  # last: it copies the embeddable pages' rules
