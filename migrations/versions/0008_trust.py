@@ -43,7 +43,12 @@ def upgrade() -> None:
     op.create_table(
         "referral_problem_report",
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("practitioner_id", sa.Integer, nullable=False),
+        sa.Column(
+            "practitioner_id",
+            sa.Integer,
+            sa.ForeignKey("referral_practitioner.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("kind", sa.String(20), nullable=False),
         sa.Column("note", sa.Text, nullable=False),
         sa.Column("reporter_email", sa.String(254), nullable=True),
@@ -52,12 +57,6 @@ def upgrade() -> None:
         sa.Column("handled_at", sa.DateTime, nullable=True),
         sa.Column("handled_by", sa.String(254), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_referral_problem_report"),
-        sa.ForeignKeyConstraint(
-            ["practitioner_id"],
-            ["referral_practitioner.id"],
-            name="fk_referral_problem_report_practitioner_id_referral_practitioner",
-            ondelete="CASCADE",
-        ),
     )
     op.create_index(
         "ix_referral_problem_report_practitioner_id",
