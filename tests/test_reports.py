@@ -138,3 +138,9 @@ def test_admin_sees_reports_in_the_queue_and_resolves_or_dismisses_them(
     assert events[0].changes["status"] == ["open", "resolved"]
     assert "Problem reports" not in client.get(f"{P}/admin/listings").get_data(as_text=True)
     assert client.post(f"{P}/admin/reports/999999/resolve").status_code == 404
+    third = post_form(client, url, {"kind": "hours"}, form_url=url)
+    assert third.status_code == 200
+    [report] = [r for r in _reports(session) if r.status == "open"]
+    no_token = client.post(f"{P}/admin/reports/{report.id}/resolve")
+    assert no_token.status_code == 400 and "Please try again" in no_token.get_data(as_text=True)
+    assert _reports(session)[-1].status == "open"

@@ -98,7 +98,7 @@ def handle(report_id: int, action: str) -> Any:
     if report is None:
         abort(404)
     if not ActionForm().validate_on_submit():
-        abort(400)
+        return csrf_failed_page()
     admin = getattr(current_user, "email", None) or str(current_user.get_id())
     try:
         reports.handle(session, report, action, admin)
