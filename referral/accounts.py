@@ -70,6 +70,12 @@ def _serializer(purpose: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.secret_key, salt=f"referral-{purpose}")
 
 
+def serializer(purpose: str) -> URLSafeTimedSerializer:
+    """The signer for one purpose's links (``SECRET_KEY``, a salt per purpose), for other
+    modules' signed links (:mod:`referral.reconfirm`)."""
+    return _serializer(purpose)
+
+
 def _fingerprint(user: User, purpose: str) -> str:
     source = (user.password_hash or "") if purpose == RESET else user.email
     return hashlib.sha256(f"{purpose}:{source}".encode()).hexdigest()[:20]

@@ -17,6 +17,7 @@ from referral.db import get_engine, get_session
 from referral.errors import InvalidInput
 from referral.geo import geocode, postcodes
 from referral.models import Postcode
+from referral.signals import directory_exported
 
 
 @click.group("referral", help="Manage the referral plugin's database and data.")
@@ -244,6 +245,7 @@ def import_command(file: Path, pending: bool) -> None:
         file.read_bytes(),
         current_app.config,
         status="pending" if pending else "active",
+        source=file.name,
     )
     for error in report.errors:
         click.echo(f"{file.name}: {error}", err=True)
@@ -273,11 +275,10 @@ def import_command(file: Path, pending: bool) -> None:
 @with_appcontext
 def export_command(fmt: str, output: Path | None, base_url: str | None) -> None:
     """Export the active directory: Open Referral HSDS 3.0 JSON, CSV in the import format,
-    or a FHIR R4 Bundle. CSV and FHIR are written as they are read, so memory stays flat."""
-    import json
-
+    or a FHIR R4 Bundle, each written as it is read, so memory stays flat."""
     from referral import export
     from referral.fhir import directory
+    from referral.hsds import document
     from referral.urls import external_url
 
     if fmt == "fhir" and not base_url:
@@ -298,8 +299,8 @@ def export_command(fmt: str, output: Path | None, base_url: str | None) -> None:
 
     try:
         if fmt == "hsds":
-            document = export.hsds_document(session, base_url=base_url)
-            write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+            for chunk in document.chunks(session, base_url=base_url):
+                write(chunk)
         elif fmt == "csv":
             export.write_csv(session, _Writer(write))
         else:
@@ -310,6 +311,28 @@ def export_command(fmt: str, output: Path | None, base_url: str | None) -> None:
             stream.close()
     if output is not None:
         click.echo(f"Wrote {output}.", err=True)
+    directory_exported.send(
+        current_app._get_current_object(),
+        actor="cli",
+        format=fmt,
+        destination=output.name if output else "standard output",
+    )
+
+
+@referral_cli.command("digest")
+@with_appcontext
+def digest_command() -> None:
+    """Email admins what waits (listings to check, problem reports), at most once a day,
+    and ask practitioners whose details were confirmed REFERRAL_RECONFIRM_AFTER_DAYS ago to
+    confirm them again (one request, one reminder): safe to run from cron as often as
+    you like."""
+    from referral.digest import send_digest
+    from referral.reconfirm import send_requests
+
+    sent = send_digest(get_session())
+    click.echo(f"Digest queued for {sent} admins." if sent else "No digest needed today.")
+    asked = send_requests(get_session())
+    click.echo(f"Asked {asked} practitioners to confirm their details.")
 
 
 class _Writer:

@@ -343,6 +343,26 @@ SETTINGS: dict[str, Setting] = {
         "Referral requests one client address may send (Flask-Limiter syntax); forms sent "
         "back for corrections do not count.",
     ),
+    "REPORT_RATE_LIMIT": Setting(
+        "5 per hour",
+        '"Report wrong details" submissions one client address may send (Flask-Limiter '
+        "syntax); forms sent back for corrections do not count.",
+    ),
+    "NOTIFY_ADMINS_AT_ONCE": Setting(
+        False,
+        "Email every admin as soon as a listing is submitted for checking or a visitor "
+        "reports wrong details, besides the daily digest (`flask referral digest`).",
+    ),
+    "RECONFIRM_AFTER_DAYS": Setting(
+        180,
+        "Days after a listing's details were last confirmed (approval, an admin's or the "
+        "practitioner's re-confirmation) before `flask referral digest` asks the practitioner "
+        "to confirm them again by a one-click link; listings past it are shown as not "
+        "recently confirmed. `None` turns the requests off.",
+    ),
+    "RECONFIRM_LINK_MAX_AGE": Setting(
+        30 * 24 * 3600, "Seconds a re-confirmation link stays valid."
+    ),
     "PASSWORD_MIN_LENGTH": Setting(10, "Shortest password accepted for an account."),
     "VERIFY_EMAIL_MAX_AGE": Setting(
         3 * 24 * 3600, "Seconds an email-confirmation link stays valid."

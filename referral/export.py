@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from referral.hsds import document as hsds_stream
 from referral.hsds.records import hsds_id
-from referral.importer import COLUMNS, csv_record, escape_formula, site_id
+from referral.importer import COLUMNS, csv_record, escape_formula
 from referral.models import Practitioner
 
 __all__ = [

@@ -80,6 +80,7 @@ class Referral:
         state.limiter.request_filter(_is_read)
         _warn_about_memory_limits(app.config["REFERRAL_RATELIMIT_STORAGE_URL"])
 
+        from referral import audit, digest  # noqa: F401 - their signal receivers connect
         from referral.cli import referral_cli
         from referral.views import make_blueprint
 

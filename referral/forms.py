@@ -345,3 +345,31 @@ class ReasonForm(FlaskForm):
         "Reason (sent to the practitioner)",
         [DataRequired("Please give a reason."), Length(max=2000)],
     )
+
+
+class ReportForm(FlaskForm):
+    """ "Report wrong details" on a listing; :func:`referral.reports.file_report` checks it."""
+
+    kind = RadioField(
+        "What is wrong?",
+        choices=[],
+        validators=[InputRequired("Please choose what is wrong.")],
+    )
+    note = TextAreaField(
+        "Tell us more (optional)",
+        [Optional(), Length(max=1000, message="Please keep the note under 1000 characters.")],
+    )
+    email = EmailField(
+        "Your email (optional, only if you are happy for us to ask you about it)",
+        [Optional(), Length(max=254)],
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from referral.reports import KIND_WORDS
+
+        super().__init__(*args, **kwargs)
+        self.kind.choices = list(KIND_WORDS.items())
+
+    def csrf_failed(self) -> bool:
+        csrf = getattr(self, "csrf_token", None)
+        return bool(self.meta.csrf and csrf is not None and csrf.errors)

@@ -38,6 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from referral.accounts import normalise_email
+from referral.audit import current_actor
 from referral.errors import InvalidInput
 from referral.geo.postcodes import normalise_postcode
 from referral.listings import (
@@ -60,7 +61,7 @@ from referral.models import (
     PractitionerFund,
     utcnow,
 )
-from referral.signals import listing_submitted
+from referral.signals import directory_imported, listing_submitted
 
 #: every column, in the order the export writes them
 COLUMNS = (
@@ -316,9 +317,15 @@ def csv_record(practitioner: Practitioner, location: Location) -> dict[str, str]
 
 
 def import_csv(
-    session: Session, data: bytes, config: Mapping[str, Any], *, status: str = "active"
+    session: Session,
+    data: bytes,
+    config: Mapping[str, Any],
+    *,
+    status: str = "active",
+    source: str = "CSV",
 ) -> ImportReport:
-    """Validate every row, then write the good practitioners in one transaction."""
+    """Validate every row, then write the good practitioners in one transaction; the audit
+    log records it (``source`` names the file there)."""
     report = ImportReport()
     read = _read(session, data, config, report)
     if read is None:
@@ -351,8 +358,13 @@ def import_csv(
         session.rollback()
         raise
     report.errors.sort(key=lambda e: e.line)
+    app = current_app._get_current_object()
     for practitioner in submitted:
-        listing_submitted.send(current_app._get_current_object(), practitioner=practitioner)
+        listing_submitted.send(app, practitioner=practitioner)
+    counts = {"created": report.created, "updated": report.updated, "rejected": len(report.errors)}
+    directory_imported.send(
+        app, actor=current_actor()[0], source=source, summary=report.summary(), counts=counts
+    )
     return report
 
 

@@ -402,6 +402,53 @@ class EmbedOrigin(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class AuditEvent(Base):
+    """One thing an admin, an import or an export did (see :mod:`referral.audit`).
+
+    ``changes`` maps each changed field to ``[before, after]``; it never holds health
+    information or a patient's details: referrals appear here, if at all, by id.
+    """
+
+    __tablename__ = "referral_audit_event"
+    __table_args__ = (Index("ix_referral_audit_event_object", "object_type", "object_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    #: who: an account's email, ``cli`` for a command, ``anonymous`` for a visitor
+    actor: Mapped[str] = mapped_column(String(254), index=True)
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    object_type: Mapped[str] = mapped_column(String(40))
+    object_id: Mapped[str | None] = mapped_column(String(64))
+    changes: Mapped[dict] = mapped_column(JSON, default=dict)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+#: what a visitor may say is wrong with a listing
+REPORT_KINDS = ("address", "phone", "hours", "closed", "not_qualified", "other")
+REPORT_STATUSES = ("open", "resolved", "dismissed")
+
+
+class ProblemReport(Base):
+    """A visitor's "these details are wrong" about a listing, waiting for an admin.
+
+    The reporter's email is optional and shown only to admins (to ask them more)."""
+
+    __tablename__ = "referral_problem_report"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practitioner_id: Mapped[int] = mapped_column(
+        ForeignKey("referral_practitioner.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(Text, default="")
+    reporter_email: Mapped[str | None] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    handled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    handled_by: Mapped[str | None] = mapped_column(String(254))
+
+    practitioner: Mapped[Practitioner] = relationship()
+
+
 @event.listens_for(Session, "before_flush")
 def _keep_language_codes(session: Session, _context: Any, _instances: Any) -> None:
     """Keep ``Practitioner.language_codes`` in step with the names in ``languages`` on every

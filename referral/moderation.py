@@ -2,31 +2,48 @@
 
 ``draft -> pending`` (the practitioner submits), ``pending -> active | rejected`` (an admin),
 ``active -> pending`` (the practitioner changed credentials or locations: checked again),
-``active | pending -> suspended`` and ``suspended -> active`` (an admin). Only ``active``
-listings are public. Emails go through the outbox in the same commit; signals after it.
-Functions that email build their links with :func:`referral.urls.external_url`.
+``active -> suspended`` and ``suspended -> active`` (an admin), and ``active -> active``
+when an admin confirms the details again (``reconfirm``). Only ``active`` listings are
+public. Every decision sends :data:`referral.signals.listing_moderated` (the audit
+log's source) with the changed fields. Emails go through the outbox in the same commit;
+signals after it. Functions that email build their links with :func:`referral.urls.external_url`.
 """
 
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from referral import audit
 from referral.errors import InvalidInput
 from referral.mail import queue_template
-from referral.models import Practitioner, utcnow
-from referral.signals import listing_approved, listing_submitted
+from referral.models import Location, Practitioner, utcnow
+from referral.paging import Page, contains, paginate
+from referral.signals import listing_approved, listing_moderated, listing_submitted
 from referral.urls import external_url
 
 #: what an admin may do from each state
 ADMIN_ACTIONS = {
     "approve": ("pending", "suspended"),
     "reject": ("pending",),
-    "suspend": ("active", "pending"),
+    "suspend": ("active",),
+    "reconfirm": ("active",),
 }
 
-PAST = {"approve": "approved", "reject": "rejected", "suspend": "suspended"}
+PAST = {
+    "approve": "approved",
+    "reject": "rejected",
+    "suspend": "suspended",
+    "reconfirm": "confirmed again",
+}
+#: what a decision may change, as the audit log records it
+AUDITED = ("status", "status_reason", "verified_by", "verified_at")
+
+
+def actions_for(practitioner: Practitioner) -> list[str]:
+    """The decisions an admin may take on this listing now (the only ones offered)."""
+    return [a for a, allowed in ADMIN_ACTIONS.items() if practitioner.status in allowed]
 
 
 def submit(session: Session, practitioner: Practitioner) -> None:
@@ -74,16 +91,44 @@ def announce_submitted(practitioner: Practitioner) -> None:
     listing_submitted.send(current_app._get_current_object(), practitioner=practitioner)
 
 
+def _listings_query(status: str, search: str = ""):
+    query = (
+        select(Practitioner)
+        .where(Practitioner.status == status)
+        .options(
+            selectinload(Practitioner.modalities),
+            selectinload(Practitioner.user),
+            selectinload(Practitioner.locations),
+        )
+        .order_by(Practitioner.updated_at, Practitioner.id)
+    )
+    words = search.strip()[:100]
+    if words:
+        like = contains(words.lower())
+        query = query.where(
+            or_(
+                func.lower(Practitioner.name).like(like, escape="\\"),
+                func.lower(Practitioner.business_name).like(like, escape="\\"),
+                exists().where(
+                    Location.practitioner_id == Practitioner.id,
+                    func.upper(Location.postcode) == words.upper(),
+                ),
+            )
+        )
+    return query
+
+
 def queue(session: Session, status: str = "pending") -> list[Practitioner]:
     """Listings in ``status``, oldest change first (the order to check them in)."""
-    return list(
-        session.scalars(
-            select(Practitioner)
-            .where(Practitioner.status == status)
-            .options(selectinload(Practitioner.modalities), selectinload(Practitioner.user))
-            .order_by(Practitioner.updated_at, Practitioner.id)
-        )
-    )
+    return list(session.scalars(_listings_query(status)))
+
+
+def listings(
+    session: Session, status: str = "pending", search: str = "", page: int = 1, per_page: int = 25
+) -> Page:
+    """One page of the listings in ``status``, oldest change first; ``search`` keeps those
+    whose name or business name holds it, or with a location at that postcode."""
+    return paginate(session, _listings_query(status, search), page, per_page)
 
 
 def _check(practitioner: Practitioner, action: str) -> None:
@@ -129,32 +174,64 @@ def _notify(
     )
 
 
-def approve(session: Session, practitioner: Practitioner, admin: str) -> None:
-    """Credentials checked: the listing goes live, the practitioner is told."""
-    _check(practitioner, "approve")
-    practitioner.status = "active"
-    practitioner.status_reason = None
+def _decided(practitioner: Practitioner, action: str, admin: str, before: dict) -> None:
+    listing_moderated.send(
+        current_app._get_current_object(),
+        practitioner=practitioner,
+        action=action,
+        actor=admin,
+        changes=audit.diff(before, audit.snapshot(practitioner, AUDITED)),
+    )
+
+
+def _verify(practitioner: Practitioner, admin: str) -> None:
     practitioner.verified_by = admin
     practitioner.verified_at = utcnow()
+
+
+def approve(session: Session, practitioner: Practitioner, admin: str) -> None:
+    """Credentials checked: the listing goes live (a suspended one is reinstated), who
+    verified it and when are recorded, the practitioner is told."""
+    _check(practitioner, "approve")
+    before = audit.snapshot(practitioner, AUDITED)
+    action = "reinstate" if practitioner.status == "suspended" else "approve"
+    practitioner.status = "active"
+    practitioner.status_reason = None
+    _verify(practitioner, admin)
     link = external_url("referral.practitioner", practitioner_id=practitioner.id)
     _notify(session, practitioner, "approved", "Your listing is live", link=link)
     session.commit()
     listing_approved.send(current_app._get_current_object(), practitioner=practitioner, admin=admin)
+    _decided(practitioner, action, admin, before)
+
+
+def reconfirm(session: Session, practitioner: Practitioner, admin: str) -> None:
+    """An admin (or the practitioner, by their link) confirmed a live listing's details
+    again: the listing's "details confirmed" date moves to now."""
+    _check(practitioner, "reconfirm")
+    before = audit.snapshot(practitioner, AUDITED)
+    _verify(practitioner, admin)
+    session.commit()
+    _decided(practitioner, "reconfirm", admin, before)
 
 
 def reject(session: Session, practitioner: Practitioner, admin: str, reason: str) -> None:
     _check(practitioner, "reject")
+    before = audit.snapshot(practitioner, AUDITED)
     practitioner.status_reason = _reason(reason)
     practitioner.status = "rejected"
     _notify(
         session, practitioner, "rejected", "Your listing was not approved", reason=reason.strip()
     )
     session.commit()
+    _decided(practitioner, "reject", admin, before)
 
 
 def suspend(session: Session, practitioner: Practitioner, admin: str, reason: str) -> None:
     _check(practitioner, "suspend")
+    before = audit.snapshot(practitioner, AUDITED)
     practitioner.status_reason = _reason(reason)
     practitioner.status = "suspended"
     _notify(session, practitioner, "suspended", "Your listing is suspended", reason=reason.strip())
     session.commit()
+    _decided(practitioner, "suspend", admin, before)

@@ -22,3 +22,26 @@ listing_submitted = _signals.signal("listing-submitted")
 #: Sent when an admin approves a listing and it goes live.
 #: Arguments: ``practitioner``, ``admin`` (the approving user's email).
 listing_approved = _signals.signal("listing-approved")
+
+#: Sent after every admin decision on a listing: ``approve``, ``reject``, ``suspend``,
+#: ``reinstate`` (approving a suspended listing) and ``reconfirm`` (details confirmed again).
+#: Arguments: ``practitioner``, ``action`` (str), ``actor`` (who: an email or ``cli``),
+#: ``changes`` (``{field: [before, after]}`` for the fields the decision changed).
+listing_moderated = _signals.signal("listing-moderated")
+
+#: Sent after a CSV import committed.
+#: Arguments: ``actor``, ``source`` (the file's name), ``summary`` (str, what it did),
+#: ``counts`` (``{"created": n, "updated": n, ...}``).
+directory_imported = _signals.signal("directory-imported")
+
+#: Sent after the directory was exported by the CLI or by a signed-in account.
+#: Arguments: ``actor``, ``format`` (``hsds``, ``csv``, ``fhir``), ``destination`` (str).
+directory_exported = _signals.signal("directory-exported")
+
+#: Sent when a visitor reports wrong details on a listing.
+#: Arguments: ``report`` (:class:`referral.models.ProblemReport`).
+problem_reported = _signals.signal("problem-reported")
+
+#: Sent when an admin resolves or dismisses a problem report.
+#: Arguments: ``report``, ``action`` (``resolve`` or ``dismiss``), ``actor``, ``changes``.
+problem_handled = _signals.signal("problem-handled")

@@ -1,6 +1,7 @@
 """What people read: times in the site's time zone, phone numbers as they are written where
 the site is, statuses and trail entries in plain words. Template filters use these
-(``localtime``, ``phone``, ``status_words``, ``outcome_words``, ``trail_words``); so do emails."""
+(``localtime``, ``month_year``, ``phone``, ``status_words``, ``outcome_words``,
+``trail_words``); so do emails."""
 
 from __future__ import annotations
 
@@ -69,6 +70,16 @@ def localtime(moment: datetime | None, with_time: bool = True) -> str:
         return day
     hour = local.hour % 12 or 12
     return f"{day}, {hour}:{local:%M} {'am' if local.hour < 12 else 'pm'} {local:%Z}"
+
+
+def month_year(moment: datetime | None) -> str:
+    """A stored time's month in ``REFERRAL_TIMEZONE``: ``December 2026`` (for "Details
+    confirmed December 2026": a day would claim more precision than a check has)."""
+    if moment is None:
+        return ""
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    local = aware.astimezone(zone(current_app.config["REFERRAL_TIMEZONE"]))
+    return f"{local:%B %Y}"
 
 
 def phone(number: str | None) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from referral.models import Location, Practitioner
+from referral.models import Location, Practitioner, ProblemReport
 from tests.conftest import csrf_token, sign_in
 
 P = "/find-a-therapist"
@@ -29,6 +29,10 @@ PUBLIC = {
     # the snippet builder for clinics and the embed options' stylesheet
     "referral.for_websites",
     "referral.embed_style",
+    # "report wrong details" on an active listing (tests/test_reports.py)
+    "referral.report_problem",
+    # "my details are still right", authorised by its signed token (tests/test_reconfirm.py)
+    "referral.reconfirm_listing",
     # the referral form, and the cancel link (authorised by its signed token: tests/test_refer.py)
     "referral.refer",
     "referral.cancel",
@@ -96,6 +100,10 @@ ADMIN_ROUTES = {
     "referral.admin_suspend": (("POST",), "/admin/listings/{practitioner}/suspend"),
     "referral.admin_embeds": (("GET", "POST"), "/admin/embeds"),
     "referral.admin_embed_remove": (("POST",), "/admin/embeds/1/remove"),
+    "referral.admin_reconfirm": (("POST",), "/admin/listings/{practitioner}/reconfirm"),
+    "referral.admin_audit": (("GET",), "/admin/audit"),
+    "referral.admin_report_resolve": (("POST",), "/admin/reports/{report}/resolve"),
+    "referral.admin_report_dismiss": (("POST",), "/admin/reports/{report}/dismiss"),
 }
 #: routes about the victim's own records (the others act on the signed-in user's listing)
 BY_ID = {"referral.location_edit", "referral.location_delete"}
@@ -112,10 +120,12 @@ def people(session, make_account):
     victim.locations.append(
         Location(lat=-33.87, lon=151.21, postcode="2000", suburb="Sydney", country="AU")
     )
+    report = ProblemReport(practitioner_id=victim.id, kind="phone", note="")
+    session.add(report)
     session.commit()
     make_account("intruder@example.com")
     make_account("admin@example.com", admin=True, listing=False)
-    return {"practitioner": victim.id, "location": victim.locations[0].id}
+    return {"practitioner": victim.id, "location": victim.locations[0].id, "report": report.id}
 
 
 def _requests(routes, ids):
@@ -127,7 +137,14 @@ def _requests(routes, ids):
 def _snapshot(session, ids):
     session.expire_all()
     p = session.get(Practitioner, ids["practitioner"])
-    return (p.status, p.name, [(loc.id, loc.postcode, loc.lat) for loc in p.locations])
+    report = session.get(ProblemReport, ids["report"])
+    return (
+        p.status,
+        p.name,
+        p.verified_at,
+        [(loc.id, loc.postcode, loc.lat) for loc in p.locations],
+        report.status,
+    )
 
 
 def test_every_private_route_is_listed(app):

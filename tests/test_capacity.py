@@ -210,7 +210,7 @@ def test_the_migration_makes_listings_not_accepting_existing_patients_only(tmp_p
     from referral.db import make_engine
 
     engine = make_engine(f"sqlite:///{tmp_path}/old.db")
-    migrate.upgrade(engine, "0007")
+    migrate.upgrade(engine, "0008")
     with engine.begin() as conn:
         conn.execute(
             text(

@@ -40,6 +40,7 @@ def make_blueprint(state: Any = None) -> Blueprint:
     bp.add_app_template_filter(reference, "reference")
     for name in (
         "localtime",
+        "month_year",
         "phone",
         "status_words",
         "outcome_words",
@@ -52,12 +53,15 @@ def make_blueprint(state: Any = None) -> Blueprint:
         accounts,
         admin,
         api,
+        audit,
         embeds,
         inbox,
         opendata,
         practitioner,
         public,
+        reconfirm,
         referrals,
+        reports,
     )
     from referral.views import status as request_status
 
@@ -70,6 +74,9 @@ def make_blueprint(state: Any = None) -> Blueprint:
     practitioner.register(bp)
     admin.register(bp)
     embeds.register(bp)
+    audit.register(bp)
+    reports.register(bp, state.limiter if state is not None else None)
+    reconfirm.register(bp)
     opendata.register(bp)
     api.register(bp)
     embed.register(bp)  # last: it copies the embeddable pages' rules
@@ -188,6 +195,7 @@ def account_links() -> list[tuple[str, str, str]]:
             ("admin_outbox", url_for("referral.admin_outbox"), "Undelivered messages"),
             ("admin_embeds", url_for("referral.admin_embeds"), "Websites that embed the finder"),
             ("admin_funnel", url_for("referral.admin_funnel"), "Referral funnel"),
+            ("admin_audit", url_for("referral.admin_audit"), "Audit log"),
         ]
     return links
 

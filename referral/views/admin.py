@@ -11,12 +11,13 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from referral import funnel, moderation, outbox
+from referral import funnel, moderation, outbox, reports
 from referral.auth import admin_required
 from referral.db import get_session
 from referral.errors import InvalidInput
 from referral.forms import ActionForm, ReasonForm
 from referral.models import LISTING_STATUSES, Practitioner
+from referral.paging import page_number
 
 
 def register(bp: Blueprint) -> None:
@@ -36,15 +37,28 @@ def register(bp: Blueprint) -> None:
         )
 
 
+#: listings on one page of the queue
+QUEUE_PAGE_SIZE = 25
+
+
 def queue() -> Any:
+    """The listings in one status, a page at a time, searched by name or postcode; above
+    them, the open problem reports."""
     status = request.args.get("status", "pending")
     if status not in LISTING_STATUSES:
         status = "pending"
+    search = request.args.get("q", "").strip()[:100]
+    session = get_session()
     return render_template(
         "referral/admin/queue.html",
-        listings=moderation.queue(get_session(), status),
+        listings=moderation.listings(
+            session, status, search, page_number(request.args.get("page")), QUEUE_PAGE_SIZE
+        ),
         status=status,
+        search=search,
         statuses=LISTING_STATUSES,
+        open_reports=reports.open_reports(session),
+        report_words=reports.KIND_WORDS,
         post_form=ActionForm(),
     )
 
@@ -74,7 +88,12 @@ def _load(practitioner_id: int) -> Practitioner:
     found = get_session().get(
         Practitioner,
         practitioner_id,
-        options=[selectinload(Practitioner.locations), selectinload(Practitioner.funds)],
+        options=[
+            selectinload(Practitioner.locations),
+            selectinload(Practitioner.funds),
+            selectinload(Practitioner.modalities),
+            selectinload(Practitioner.conditions),
+        ],
     )
     if found is None:
         abort(404)
@@ -88,9 +107,10 @@ def detail(practitioner_id: int, reason_form: ReasonForm | None = None, status: 
         practitioner=practitioner,
         post_form=ActionForm(),
         reason_form=reason_form or ReasonForm(formdata=None),
-        actions=[
-            a for a, allowed in moderation.ADMIN_ACTIONS.items() if practitioner.status in allowed
-        ],
+        failed_action=request.view_args.get("action") if reason_form else None,
+        actions=moderation.actions_for(practitioner),
+        reports=reports.for_listing(get_session(), practitioner.id),
+        report_words=reports.KIND_WORDS,
     ), status
 
 
@@ -98,12 +118,13 @@ def decide(practitioner_id: int, action: str) -> Any:
     session = get_session()
     practitioner = _load(practitioner_id)
     admin = getattr(current_user, "email", None) or str(current_user.get_id())
-    form = ActionForm() if action == "approve" else ReasonForm()
+    needs_reason = action in ("reject", "suspend")
+    form = ReasonForm() if needs_reason else ActionForm()
     if not form.validate_on_submit():
-        return detail(practitioner_id, form if action != "approve" else None, 400)
+        return detail(practitioner_id, form if needs_reason else None, 400)
     try:
-        if action == "approve":
-            moderation.approve(session, practitioner, admin)
+        if not needs_reason:
+            getattr(moderation, action)(session, practitioner, admin)
         else:
             getattr(moderation, action)(session, practitioner, admin, form.reason.data)
     except InvalidInput as exc:

@@ -1,7 +1,7 @@
 """Refer-on links, outcomes and the funnel's milestones
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-02 01:00:00
 
 ``referral_request.referred_from_id``: the referral a practitioner referred this one on
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
