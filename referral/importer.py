@@ -31,12 +31,14 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from referral import booking, capacity
 from referral.accounts import normalise_email
 from referral.audit import current_actor
 from referral.errors import InvalidInput
@@ -76,11 +78,16 @@ COLUMNS = (
     "membership_number",
     "funds",
     "accepting_new_patients",
+    "capacity",
+    "waitlist_weeks",
+    "weekly_referral_cap",
+    "capacity_confirmed",
     "telehealth",
     "home_visits",
     "phone",
     "email",
     "website",
+    "booking_url",
     "location_name",
     "street",
     "suburb",
@@ -296,11 +303,20 @@ def csv_record(practitioner: Practitioner, location: Location) -> dict[str, str]
             for pf in sorted(p.funds, key=lambda pf: pf.fund.slug)
         ),
         "accepting_new_patients": _yes_no(p.accepting_new_patients),
+        "capacity": p.capacity_status or "",
+        "waitlist_weeks": "" if p.waitlist_weeks is None else str(p.waitlist_weeks),
+        "weekly_referral_cap": (
+            "" if p.weekly_referral_cap is None else str(p.weekly_referral_cap)
+        ),
+        "capacity_confirmed": (
+            p.capacity_confirmed_at.isoformat() if p.capacity_confirmed_at else ""
+        ),
         "telehealth": _yes_no(p.telehealth),
         "home_visits": _yes_no(p.home_visits),
         "phone": p.phone or "",
         "email": p.email or "",
         "website": p.website or "",
+        "booking_url": p.booking_url or "",
         "location_name": location.name or "",
         "street": location.street or "",
         "suburb": location.suburb or "",
@@ -603,6 +619,7 @@ def _check(
             listing[column] = record[column] or None
     if has("bio"):
         listing["bio"] = record["bio"]
+    _capacity(record, listing, problems)
 
     country = (record["country"] or str(config["REFERRAL_DEFAULT_COUNTRY"])).upper()
     if len(country) != 2 or not country.isalpha():
@@ -663,6 +680,53 @@ def _check(
         **place,
     }
     return []
+
+
+def _capacity(record: dict[str, str], listing: dict[str, Any], problems: list[str]) -> None:
+    """The capacity columns into ``listing`` (checked as the listing editor checks them,
+    :func:`referral.capacity.check_settings`). With ``capacity`` given, whether the listing
+    accepts now follows from it (and its weekly cap), not from ``accepting_new_patients``."""
+    has = record.__contains__
+    if has("booking_url"):
+        try:
+            listing["booking_url"] = booking.check_booking_url(record["booking_url"] or None)
+        except InvalidInput as exc:
+            problems.append(f"booking_url {record['booking_url'][:60]!r}: {exc.message}")
+    if has("capacity_confirmed"):
+        text = record["capacity_confirmed"]
+        try:
+            listing["capacity_confirmed_at"] = datetime.fromisoformat(text) if text else None
+        except ValueError:
+            problems.append(f"capacity_confirmed {text[:30]!r} is not a date like 2026-11-30")
+    if not has("capacity") or not record["capacity"]:
+        return
+    key = _key(record["capacity"])
+    status = next(
+        (slug for slug, label in capacity.STATUSES.items() if key in (_key(slug), _key(label))),
+        None,
+    )
+    if status is None:
+        problems.append(
+            f"capacity {record['capacity'][:40]!r} is not one of: " + ", ".join(capacity.STATUSES)
+        )
+        return
+    try:
+        settings = capacity.check_settings(
+            {
+                "capacity_status": status,
+                "waitlist_weeks": record.get("waitlist_weeks"),
+                "weekly_referral_cap": record.get("weekly_referral_cap"),
+            }
+        )
+    except InvalidInput as exc:
+        problems.append(f"capacity: {exc.message}")
+        return
+    listing.pop("accepting_new_patients", None)
+    listing.update(
+        capacity_status=settings.status,
+        waitlist_weeks=settings.waitlist_weeks,
+        weekly_referral_cap=settings.weekly_referral_cap,
+    )
 
 
 def _radius(text: str, problems: list[str]) -> float | None:
@@ -791,5 +855,16 @@ def _apply(
             setattr(location, key, value)
     for surplus in locations[len(places) :]:
         practitioner.locations.remove(surplus)
+    if "capacity_status" in wanted:
+        capacity.refresh(session, practitioner)
+    elif (
+        "accepting_new_patients" in wanted
+        and practitioner.capacity_status is not None
+        and wanted["accepting_new_patients"] != (practitioner.capacity_status == "accepting")
+    ):
+        # an older file, without capacity: its yes/no moves the status only where they differ
+        practitioner.capacity_status = (
+            "accepting" if wanted["accepting_new_patients"] else "existing_only"
+        )
     session.flush()
     return outcome, practitioner

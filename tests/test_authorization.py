@@ -19,6 +19,9 @@ PUBLIC = {
     "referral.index",
     "referral.practitioner",
     "referral.export_hsds",
+    # the directory as a FHIR R4 Bundle and the code systems it names (tests/test_fhir_directory.py)
+    "referral.export_fhir",
+    "referral.fhir_code_system",
     "referral.signup",
     "referral.verify_email",
     "referral.login",

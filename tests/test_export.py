@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -300,7 +301,11 @@ def rich(session, add_practitioner):
         accreditation_body="Australian Physiotherapy Association",
         membership_number="APA-4471",
         languages=["English", "Korean", "Auslan"],
-        accepting_new_patients=False,
+        capacity_status="waitlist",
+        waitlist_weeks=3,
+        weekly_referral_cap=8,
+        capacity_confirmed_at=datetime(2026, 11, 20, 4, 30, 15, 120000),
+        booking_url="https://cal.com/cleo-park/first-visit",
         telehealth=True,
         home_visits=True,
         funds=[

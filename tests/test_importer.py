@@ -273,11 +273,16 @@ def _full(columns: tuple[str, ...] = COLUMNS, **cells: str) -> str:
         "membership_number": "APA-4471",
         "funds": "Bupa:123456A; HCF",
         "accepting_new_patients": "No",
+        "capacity": "",
+        "waitlist_weeks": "",
+        "weekly_referral_cap": "",
+        "capacity_confirmed": "",
         "telehealth": "yes",
         "home_visits": "Y",
         "phone": "02 9555 0101",
         "email": "cleo@example.com",
         "website": "https://park.example.com",
+        "booking_url": "",
         "location_name": "Park Physio Newtown",
         "street": "12 King St",
         "suburb": "Newtown",
@@ -439,3 +444,39 @@ def test_an_excel_file_with_bom_and_crlf_imports(app, session):
     assert (report.created, report.errors) == (1, [])
     # the line break inside the quoted bio is Excel's too
     assert _cleo(session).bio == "Twenty years in practice.\r\nHome visits in the inner west."
+
+
+def test_capacity_columns_take_words_or_slugs_and_are_checked_like_the_editor(session, app):
+    good = _full(
+        capacity="Waitlist for new patients",
+        waitlist_weeks="3",
+        weekly_referral_cap="8",
+        booking_url="https://cal.com/cleo/first",
+    )
+    report = import_csv(session, f"{FULL}\n{good}\n".encode(), app.config)
+    assert (report.created, report.errors) == (1, [])
+    cleo = session.scalars(select(Practitioner).where(Practitioner.external_id == "m-100")).one()
+    assert (cleo.capacity_status, cleo.waitlist_weeks, cleo.weekly_referral_cap) == (
+        "waitlist",
+        3,
+        8,
+    )
+    assert cleo.booking_url == "https://cal.com/cleo/first"
+    assert cleo.accepting_new_patients is False  # a waitlist is not "accepting now"
+
+    bad = [
+        _full(external_id="m-1", capacity="sometimes"),
+        _full(external_id="m-2", capacity="waitlist"),
+        _full(external_id="m-3", capacity="closed", booking_url="http://book.example"),
+        _full(external_id="m-4", capacity="accepting", capacity_confirmed="last week"),
+    ]
+    report = import_csv(session, (FULL + "\n" + "\n".join(bad) + "\n").encode(), app.config)
+    assert report.created == 0
+    messages = [str(e) for e in report.errors]
+    assert "capacity 'sometimes' is not one of: accepting, waitlist" in messages[0]
+    assert "capacity: Say roughly how many weeks new patients wait" in messages[1]
+    assert "booking_url 'http://book.example'" in messages[2]
+    assert "capacity_confirmed 'last week' is not a date" in messages[3]
+    assert (
+        session.scalars(select(Practitioner).where(Practitioner.external_id == "m-1")).all() == []
+    )

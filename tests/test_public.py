@@ -390,7 +390,8 @@ def test_cards_answer_the_patients_questions(client, patients_choice):
     assert "Harbour Hands" in rita and "Rita Remedial suburb" in rita
     assert "Accepting new patients" in rita and "Telehealth (video) sessions" in rita
     assert "Rebates: Bupa" in rita and "Speaks Greek, English" in rita
-    assert "Not taking new patients" in paul and "Accepting new patients" not in paul
+    # not accepting: existing patients only (referral.capacity), never "accepting"
+    assert "Existing patients only" in paul and "Accepting new patients" not in paul
     assert "Home visits" in olly and "Telehealth" not in olly
 
 
@@ -404,17 +405,23 @@ def test_search_view_is_kept_in_the_url_and_the_pager(client, patients_choice):
     assert 'data-view=""' in client.get(f"{PREFIX}/?postcode=2000&view=x").get_data(as_text=True)
 
 
-def test_a_listing_not_taking_patients_says_what_happens_instead(client, patients_choice):
+def test_a_listing_not_taking_patients_says_what_happens_instead(client, patients_choice, session):
     paul = patients_choice["paul"]
-    html = client.get(
-        f"{PREFIX}/practitioners/{paul.id}?back=postcode%3D2000%26condition%3Dlow-back-pain"
-    ).get_data(as_text=True)
-    assert "Not taking new patients" in html
+    url = f"{PREFIX}/practitioners/{paul.id}?back=postcode%3D2000%26condition%3Dlow-back-pain"
+    html = client.get(url).get_data(as_text=True)
+    assert "Existing patients only" in html
     note = html[html.index('id="referral-capacity-note"') : html.index('id="refer"')]
     assert "is not taking new patients at the moment" in note
-    assert "You can still send a request below" in note
+    assert "You can still send a request" not in note
     link = unescape(re.search(r'href="([^"]+)"', note).group(1))
     assert link == f"{PREFIX}/?postcode=2000&condition=low-back-pain&accepting=1"
+    assert 'name="patient_name"' not in html  # no form: the note and the form agree
+    # a waitlist still takes the request, and the note says so
+    paul.capacity_status = "waitlist"
+    session.commit()
+    note = client.get(url).get_data(as_text=True)
+    note = note[note.index('id="referral-capacity-note"') : note.index('id="refer"')]
+    assert "has a waitlist for new patients" in note and "You can still send a request" in note
     rita = client.get(f"{PREFIX}/practitioners/{patients_choice['rita'].id}")
     assert "referral-capacity-note" not in rita.get_data(as_text=True)
 
