@@ -1,17 +1,19 @@
 """Finding the nearest active practitioners: the one search interface, two index backends.
 
-:func:`search` asks the database's spatial index for the ids and distances of the page and
-reads the page's cards into frozen records (:class:`Hit`). SQLite: an R*Tree box that starts
-at 0.5 km and grows until it holds enough matches, then exact great-circle distance in
-Python, and one more statement for the cards. PostgreSQL: ``ORDER BY geog <-> point`` on
-GiST indexes (a partial one per modality), distances from ``ST_Distance(..., false)`` on the
-same sphere; the walk's first round also brings the cards and, when asked, the count, so a
-typical search is one prepared statement. Both rank by that distance and break ties by
-practitioner id, so they return the same hits in the same order.
+:func:`search` finds the page's ids and distances, then reads the page's cards into frozen
+records (:class:`Hit`). Within 300 km (most searches) both databases answer from the
+search-term grid (:mod:`~referral.search.grid`, plain B-tree rows per filter value and grid
+cell), with great-circle distances in Python. Wider searches, and the nearest beyond a radius
+with nothing in it, use the spatial index. SQLite: an R*Tree box that starts at 0.5 km and
+grows until it holds enough matches, then exact great-circle distance in Python.
+PostgreSQL: ``ORDER BY geog <-> point`` on GiST indexes (a partial one per modality), with
+distances from ``ST_Distance(..., false)`` on the same sphere. Every path ranks by distance
+and breaks ties by practitioner id, so they all return the same hits in the same order.
 
 The package's modules, in the order a search meets them: :mod:`~referral.search.records`
-(what goes in and comes out), :mod:`~referral.search.planner` (nobody / filter-first /
-walk, from cheap counts), :mod:`~referral.search.backend` (the interface) with
+(what goes in and comes out), :mod:`~referral.search.grid` (the search-term grid that
+answers most searches), :mod:`~referral.search.planner` (nobody / filter-first / walk,
+from cheap counts, for the rest), :mod:`~referral.search.backend` (the interface) with
 :mod:`~referral.search.sqlite` and :mod:`~referral.search.postgis` behind it,
 :mod:`~referral.search.sql` (the filters as SQL), :mod:`~referral.search.cards` (a page's
 hits), :mod:`~referral.search.guard` (the time limit) and
