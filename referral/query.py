@@ -56,6 +56,12 @@ FIELD_WORDS = {
     "language": "language",
     "page": "page",
     "per_page": "number of results per page",
+    # the HSDS API's own parameters (referral.hsds.params)
+    "minimal": "“minimal”",
+    "full": "“full”",
+    "full_service": "“full_service”",
+    "top_only": "“top_only”",
+    "proximity": "distance",
     "q": "suburb or postcode",
     "limit": "number of suggestions",
 }
@@ -67,6 +73,7 @@ RANGE_WORDS = {
     "page": "Choose a results page from {low} to {high}.",
     "per_page": "Choose from {low} to {high} results per page.",
     "limit": "Ask for from {low} to {high} suggestions.",
+    "proximity": "Choose a distance between {low} and {high} metres.",
 }
 
 
@@ -95,7 +102,15 @@ def _number(args: Mapping[str, str], name: str, low: float, high: float) -> floa
 
 
 def _out_of_range(name: str, low: float, high: float) -> str:
-    return RANGE_WORDS[name].format(low=f"{low:g}", high=f"{high:g}")
+    words = RANGE_WORDS.get(
+        name, f"Choose a {FIELD_WORDS.get(name, name)} from {{low}} to {{high}}."
+    )
+    return words.format(low=_figure(low), high=_figure(high))
+
+
+def _figure(number: float) -> str:
+    """A bound as a person writes it: ``1,000,000,000``, ``0.1``."""
+    return f"{int(number):,}" if float(number).is_integer() else f"{number:g}"
 
 
 def _integer(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -257,7 +272,7 @@ def _slug(session: Session, args: Mapping[str, Any], name: str, model: Any) -> s
     if session.scalar(select(model.id).where(model.slug == slug)) is None:
         raise InvalidInput(
             f"unknown_{name}",
-            f"We don't list a {FIELD_WORDS[name]} called “{slug[:60]}”:"
+            f"We don't list a {FIELD_WORDS.get(name, name)} called “{slug[:60]}”:"
             " please choose one from the list.",
         )
     return slug
@@ -269,7 +284,7 @@ def _flag(args: Mapping[str, Any], name: str) -> bool:
         return True
     if raw in NO:
         return False
-    raise InvalidInput(f"invalid_{name}", f"Choose yes or no for {FIELD_WORDS[name]}.")
+    raise InvalidInput(f"invalid_{name}", f"Choose yes or no for {FIELD_WORDS.get(name, name)}.")
 
 
 def _getlist(args: Mapping[str, Any], name: str) -> list[str]:

@@ -249,7 +249,7 @@ def test_listing_with_its_one_off_form_is_never_cached(client, listed):
     ("query", "status", "message"),
     [
         ("postcode=2000&radius_km=abc", 400, "Choose a distance between 0.1 and 500 km."),
-        ("postcode=2000&page=0", 400, "Choose a results page from 1 to 10000."),
+        ("postcode=2000&page=0", 400, "Choose a results page from 1 to 10,000."),
         ("postcode=2000&per_page=500", 400, "Choose from 1 to 100 results per page."),
         ("lat=-33.8", 400, "We could not read your location."),
         ("lat=200&lon=151", 400, "We could not read your location."),

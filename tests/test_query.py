@@ -105,8 +105,8 @@ BAD_SEARCHES = [
     ({"radius_km": "abc"}, "invalid_radius_km", "Choose a distance between 0.1 and 500 km."),
     ({"radius_km": "0"}, "invalid_radius_km", "Choose a distance between 0.1 and 500 km."),
     ({"radius_km": "inf"}, "invalid_radius_km", "Choose a distance between 0.1 and 500 km."),
-    ({"page": "0"}, "invalid_page", "Choose a results page from 1 to 10000."),
-    ({"page": "²"}, "invalid_page", "Choose a results page from 1 to 10000."),
+    ({"page": "0"}, "invalid_page", "Choose a results page from 1 to 10,000."),
+    ({"page": "²"}, "invalid_page", "Choose a results page from 1 to 10,000."),
     (
         {"lat": "91", "lon": "151"},
         "invalid_lat",

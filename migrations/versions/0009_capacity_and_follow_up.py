@@ -45,7 +45,9 @@ def downgrade() -> None:
     with op.batch_alter_table("referral_request") as batch:
         batch.drop_column("searched_modality")
         batch.drop_column("reminded_at")
-    with op.batch_alter_table("referral_practitioner") as batch:
+    # recreate="never": SQLite drops the columns in place (3.35+) instead of copying the
+    # table, which the search-term triggers of 0008 (on this table) would not survive
+    with op.batch_alter_table("referral_practitioner", recreate="never") as batch:
         for name in (
             "booking_url",
             "weekly_referral_cap",
