@@ -30,6 +30,7 @@ from typing import Any
 
 from flask import current_app, has_request_context
 from flask_limiter.util import get_remote_address
+from geopy.adapters import URLLibAdapter
 from geopy.exc import GeopyError
 from geopy.geocoders import get_geocoder_for_service
 from limits import RateLimitItemPerSecond, parse
@@ -349,7 +350,11 @@ def _build(config: Mapping[str, Any], options: dict[str, Any]) -> tuple[Callable
         kwargs["domain"] = config["REFERRAL_GEOCODER_DOMAIN"]
     if config["REFERRAL_GEOCODER_SCHEME"] and "scheme" in accepted:
         kwargs["scheme"] = config["REFERRAL_GEOCODER_SCHEME"]
-    # one try: a person is waiting, so fail fast and say so, never retry in-request
+    # one try: a person is waiting, so fail fast and say so, never retry in-request. geopy
+    # picks its requests adapter when requests is installed (a host's or a test tool's), and
+    # that one retries twice, tripling REFERRAL_GEOCODER_TIMEOUT: the urllib one does not.
+    if "adapter_factory" in accepted:
+        kwargs.setdefault("adapter_factory", URLLibAdapter)
     return cls(**kwargs).geocode, cls.__name__
 
 
