@@ -15,6 +15,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
 from referral.db import read_session
@@ -95,23 +96,15 @@ def _parse(catalogue: Catalogue, takes: frozenset[str]) -> ListRequest:
 def services() -> Response:
     session, catalogue, base = read_session(), Catalogue.load(read_session()), _base_url()
     req = _parse(catalogue, COMMON | SERVICE_FILTERS | {"minimal"})
-    c = req.criteria
 
-    def render(ids: Sequence[int]) -> list[dict[str, Any]]:
-        found = load_practitioners(session, ids)
+    def render(p: Practitioner) -> dict[str, Any]:
         if req.minimal:
-            return [service_minimal(p) for p in found]
+            return service_minimal(p)
         if req.full:
-            return [service_record(p, catalogue, base) for p in found]
-        return [service_brief(p, base) for p in found]
+            return service_record(p, catalogue, base)
+        return service_brief(p, base)
 
-    return _answer(
-        req,
-        count=lambda: queries.count_practitioners(session, c),
-        page=lambda offset, limit: queries.practitioner_ids(session, c, offset, limit),
-        every=lambda: queries.every_practitioner_id(session, c),
-        render=render,
-    )
+    return _answer_practitioners(session, req, render)
 
 
 def service(record: str) -> Response:
@@ -123,23 +116,27 @@ def service(record: str) -> Response:
 def organizations() -> Response:
     session, catalogue, base = read_session(), Catalogue.load(read_session()), _base_url()
     req = _parse(catalogue, COMMON | {"full", "full_service"})
-    c = req.criteria
 
-    def render(ids: Sequence[int]) -> list[dict[str, Any]]:
-        found = load_practitioners(session, ids)
+    def render(p: Practitioner) -> dict[str, Any]:
         if req.full or req.full_service:
-            return [
-                organization_record(p, catalogue, base, full_service=req.full_service)
-                for p in found
-            ]
-        return [organization_brief(p) for p in found]
+            return organization_record(p, catalogue, base, full_service=req.full_service)
+        return organization_brief(p)
 
+    return _answer_practitioners(session, req, render)
+
+
+def _answer_practitioners(
+    session: Session, req: ListRequest, render: Callable[[Practitioner], dict[str, Any]]
+) -> Response:
+    """A list of practitioner-shaped records (services, organizations): :func:`_answer`
+    over the practitioners ``req`` selects, each rendered by ``render``."""
+    c = req.criteria
     return _answer(
         req,
         count=lambda: queries.count_practitioners(session, c),
         page=lambda offset, limit: queries.practitioner_ids(session, c, offset, limit),
         every=lambda: queries.every_practitioner_id(session, c),
-        render=render,
+        render=lambda ids: [render(p) for p in load_practitioners(session, ids)],
     )
 
 
