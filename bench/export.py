@@ -9,6 +9,8 @@ runs each export in a process of its own, so each peak is its own:
 - ``csv``: :func:`referral.export.write_csv`, what ``flask referral export --format csv``
   runs, streamed in batches (:func:`referral.export.iter_active_practitioners`);
 - ``fhir``: :func:`referral.fhir.directory.bundle_chunks`, what ``--format fhir`` runs;
+- ``hsds``: :func:`referral.hsds.document.chunks`, what ``--format hsds`` and
+  ``GET {prefix}/api/v1/export/hsds.json`` write (the HSDS 3.0 file, streamed);
 - ``fhir_http``: ``GET {prefix}/api/v1/export/fhir.json`` through the app (a streamed
   response, read piece by piece as a client would);
 - and, as the baseline in the same run, ``csv_in_memory`` and ``fhir_in_memory``: the same
@@ -48,7 +50,7 @@ from bench.search import peak_rss_mb, rss_mb
 from referral import migrate
 from referral.db import make_engine
 
-EXPORTS = ("csv", "fhir", "fhir_http", "csv_in_memory", "fhir_in_memory")
+EXPORTS = ("csv", "fhir", "hsds", "fhir_http", "csv_in_memory", "fhir_in_memory")
 BASE_URL = "https://clinic.example/find-a-therapist"
 BIO = (
     "Remedial massage and myotherapy for desk workers, runners and anyone with a stiff neck "
@@ -143,6 +145,11 @@ def run_export(url: str, kind: str) -> dict[str, Any]:
             rows = write_csv(session, sink)
         elif kind == "fhir":
             for chunk in bundle_chunks(session, BASE_URL):
+                sink.write(chunk)
+        elif kind == "hsds":
+            from referral.hsds import document
+
+            for chunk in document.chunks(session, base_url=BASE_URL):
                 sink.write(chunk)
         elif kind == "fhir_http":
             response = client.get("/find-a-therapist/api/v1/export/fhir.json")
