@@ -116,19 +116,9 @@ REQUIRED = (
     "website",
     "funds",
 )
-#: columns of one location; all the others describe the listing, the same on each of its rows
-LOCATION_COLUMNS = (
-    "location_name",
-    "street",
-    "suburb",
-    "postcode",
-    "state",
-    "country",
-    "lat",
-    "lon",
-    "home_visit_radius_km",
-    "opening_hours",
-)
+#: columns of one location (the last of :data:`COLUMNS`, from ``location_name`` on); all the
+#: others describe the listing, the same on each of its rows
+LOCATION_COLUMNS = COLUMNS[COLUMNS.index("location_name") :]
 #: listings made on the site have no external id; the export names them ``referral-<id>``
 SITE_ID = re.compile(r"^referral-(\d+)$")
 LOCATION_FIELDS = ("street", "suburb", "postcode", "state", "country")
